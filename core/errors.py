@@ -1,0 +1,107 @@
+"""The validator's error hierarchy; one renderer at the HTTP edge turns these into the OpenAI
+error envelope (``{"error": {"message", "type", "param", "code"}}``).
+
+    AppError (500 api_error)
+    ├── InvalidRequest (400 invalid_request_error)      bad field: `param` names it
+    │   └── UnsupportedParameter (400)                  a field no miner can honour
+    ├── AuthenticationFailed (401 invalid_api_key)
+    ├── PermissionDenied (403 permission_denied)
+    ├── NotFound (404)                                  e.g. model_not_found
+    ├── PayloadTooLarge (413)
+    ├── InsufficientQuota (402 insufficient_quota)      x-should-retry: false
+    ├── RateLimited (429 rate_limit_exceeded)           Retry-After
+    ├── UpstreamError (502 upstream_error)              miner answered garbage, no retry left
+    ├── NoCapacity (503 no_capacity)                    Retry-After
+    └── UpstreamTimeout (504 upstream_timeout)
+
+Domain packages raise these (or subclasses); they never import the web framework.
+"""
+
+from __future__ import annotations
+
+
+class AppError(Exception):
+    status_code: int = 500
+    openai_type: str = "api_error"
+    default_code: str | None = None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code if code is not None else self.default_code
+        self.headers = headers or {}
+
+
+class InvalidRequest(AppError):
+    status_code = 400
+    openai_type = "invalid_request_error"
+
+
+class UnsupportedParameter(InvalidRequest):
+    default_code = "unsupported_parameter"
+
+
+class AuthenticationFailed(AppError):
+    status_code = 401
+    openai_type = "invalid_request_error"
+    default_code = "invalid_api_key"
+
+
+class PermissionDenied(AppError):
+    status_code = 403
+    openai_type = "permission_denied"
+    default_code = "permission_denied"
+
+
+class NotFound(AppError):
+    status_code = 404
+    openai_type = "invalid_request_error"
+    default_code = "not_found"
+
+
+class ModelNotFound(NotFound):
+    default_code = "model_not_found"
+
+
+class PayloadTooLarge(AppError):
+    status_code = 413
+    openai_type = "invalid_request_error"
+    default_code = "request_too_large"
+
+
+class InsufficientQuota(AppError):
+    status_code = 402
+    openai_type = "insufficient_quota"
+    default_code = "insufficient_quota"
+
+
+class RateLimited(AppError):
+    status_code = 429
+    openai_type = "rate_limit_error"
+    default_code = "rate_limit_exceeded"
+
+
+class UpstreamError(AppError):
+    status_code = 502
+    openai_type = "server_error"
+    default_code = "upstream_error"
+
+
+class NoCapacity(AppError):
+    status_code = 503
+    openai_type = "server_error"
+    default_code = "no_capacity"
+
+
+class UpstreamTimeout(AppError):
+    status_code = 504
+    openai_type = "server_error"
+    default_code = "upstream_timeout"

