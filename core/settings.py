@@ -25,6 +25,11 @@ class DatabaseSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     url: str = ""
     pool_size: int = 10
     echo: bool = False
+    # PostgreSQL pool: connections beyond pool_size, and how long a checkout waits for one.
+    max_overflow: int = 10
+    pool_timeout_s: float = 30.0
+    # SQLite: how long a writer waits for the database's write lock before failing.
+    sqlite_busy_timeout_ms: int = 30_000
 
 
 class RedisSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -98,7 +103,38 @@ class ScoringSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 
 class BillingSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Credits, API keys, rate limits and Stripe (docs/billing.md)."""
+
     enabled: bool = False
+    # HMAC key for API-key hashes. Required outside dev (a fixed dev default is used when
+    # environment == "dev"). Changing it invalidates every issued key.
+    key_hash_secret: Secret = Secret("")
+    # Auth caches: in-process (per replica) and Redis (shared); unknown keys are cached briefly.
+    auth_cache_ttl_s: float = 5.0
+    auth_redis_ttl_s: float = 60.0
+    auth_negative_ttl_s: float = 5.0
+    # Limits given to new keys when none are named; 0 means unlimited.
+    default_rpm: int = 600
+    default_tpm: int = 1_000_000
+    # A hold lives this long beyond the task's whole-request timeout; the sweeper then releases it.
+    hold_grace_s: float = 300.0
+    sweep_interval_s: float = 30.0
+    # Price overrides (the prices table) are re-read this often.
+    price_cache_ttl_s: float = 30.0
+    # Stripe Checkout: price of one credit in the currency's smallest unit, and the allowed range.
+    currency: str = "usd"
+    credit_price_cents: int = 100
+    checkout_min_credits: int = 5
+    checkout_max_credits: int = 10_000
+    stripe_api_key: Secret = Secret("")
+    stripe_webhook_secret: Secret = Secret("")
+    # Only for tests and proxies: where the Stripe API lives (empty: Stripe's own).
+    stripe_api_base: str = ""
+    webhook_tolerance_s: int = 300
+    # Where Stripe sends the customer after paying or cancelling (the dashboard's billing page);
+    # empty: <gateway.public_url>/dashboard/billing?checkout=success|cancel.
+    checkout_success_url: str = ""
+    checkout_cancel_url: str = ""
 
 
 class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

@@ -1,0 +1,183 @@
+"""Wiring billing from settings: one place that builds every billing object a process needs.
+
+The gateway's composition root does::
+
+    billing = Billing.create(settings, catalog, db, redis)
+    await billing.start()          # key-invalidation listener
+    ...                            # request handling: see billing/__init__.py
+    sweeper = asyncio.create_task(run_sweeper(billing.service, interval_s=...))
+    await billing.aclose()
+
+CLI commands build the same object (usually without starting the listener).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from billing.accounts import AccountService
+from billing.api import BillingApi
+from billing.auth import KeyAuthenticator, KeyCache
+from billing.key_service import KeyService
+from billing.keys import KeyHasher
+from billing.prices import PriceBook
+from billing.ratelimit import RateLimiter
+from billing.service import BillingService
+from billing.stripe_gateway import StripeClientGateway, StripeGateway
+from billing.usage import UsageService
+from billing.webhooks import StripeBilling
+from core.db.engine import Database
+from core.redis import create_redis
+from core.settings import Settings
+from protocol.catalog import Catalog, resolve_catalog
+
+
+def checkout_urls(settings: Settings) -> tuple[str, str]:
+    """Where Stripe sends the customer after paying / cancelling."""
+    base = settings.gateway.public_url or f"http://{settings.gateway.host}:{settings.gateway.port}"
+    base = base.rstrip("/")
+    success = settings.billing.checkout_success_url or f"{base}/dashboard/billing?checkout=success"
+    cancel = settings.billing.checkout_cancel_url or f"{base}/dashboard/billing?checkout=cancel"
+    return success, cancel
+
+
+def stripe_gateway_from_settings(settings: Settings) -> StripeGateway | None:
+    billing = settings.billing
+    if not billing.stripe_api_key or not billing.stripe_webhook_secret:
+        return None
+    return StripeClientGateway(
+        billing.stripe_api_key.get(),
+        billing.stripe_webhook_secret.get(),
+        api_base=billing.stripe_api_base,
+        tolerance_s=billing.webhook_tolerance_s,
+    )
+
+
+@dataclass
+class Billing:
+    db: Database
+    hasher: KeyHasher
+    cache: KeyCache | None
+    prices: PriceBook
+    service: BillingService
+    keys: KeyService
+    accounts: AccountService
+    usage: UsageService
+    authenticator: KeyAuthenticator
+    # None without Redis: then no rate limits are enforced.
+    limiter: RateLimiter | None
+    # None when Stripe is not configured (checkout and webhook answer 503).
+    stripe: StripeBilling | None
+    api: BillingApi
+
+    @classmethod
+    def create(
+        cls,
+        settings: Settings,
+        catalog: Catalog,
+        db: Database,
+        redis: Redis | None = None,
+        *,
+        stripe_gateway: StripeGateway | None = None,
+    ) -> Billing:
+        cfg = settings.billing
+        hasher = KeyHasher.from_settings(settings)
+        prefix = settings.redis.key_prefix
+        cache = (
+            KeyCache(
+                redis, prefix, ttl_s=cfg.auth_redis_ttl_s, negative_ttl_s=cfg.auth_negative_ttl_s
+            )
+            if redis is not None
+            else None
+        )
+        prices = PriceBook(db, catalog, ttl_s=cfg.price_cache_ttl_s)
+        accounts = AccountService(db, cache)
+        usage = UsageService(db)
+        gateway = stripe_gateway or stripe_gateway_from_settings(settings)
+        stripe = None
+        if gateway is not None:
+            success, cancel = checkout_urls(settings)
+            stripe = StripeBilling(
+                db,
+                gateway,
+                currency=cfg.currency,
+                credit_price_cents=cfg.credit_price_cents,
+                min_credits=cfg.checkout_min_credits,
+                max_credits=cfg.checkout_max_credits,
+                success_url=success,
+                cancel_url=cancel,
+            )
+        return cls(
+            db=db,
+            hasher=hasher,
+            cache=cache,
+            prices=prices,
+            service=BillingService(db, prices, hold_grace_s=cfg.hold_grace_s),
+            keys=KeyService(
+                db, hasher, cache, default_rpm=cfg.default_rpm, default_tpm=cfg.default_tpm
+            ),
+            accounts=accounts,
+            usage=usage,
+            authenticator=KeyAuthenticator(
+                db,
+                hasher,
+                cache,
+                local_ttl_s=cfg.auth_cache_ttl_s,
+                negative_ttl_s=cfg.auth_negative_ttl_s,
+            ),
+            limiter=RateLimiter(redis, prefix) if redis is not None else None,
+            stripe=stripe,
+            api=BillingApi(
+                accounts,
+                usage,
+                stripe,
+                credit_price_cents=cfg.credit_price_cents,
+                currency=cfg.currency,
+            ),
+        )
+
+    async def start(self) -> None:
+        await self.authenticator.start()
+
+    async def aclose(self) -> None:
+        await self.authenticator.aclose()
+
+
+@contextlib.asynccontextmanager
+async def open_billing(
+    settings: Settings, *, use_redis: bool = True, check_schema: bool = True
+) -> AsyncIterator[Billing]:
+    """Billing for a short-lived process (the CLI): its own engine and Redis client, closed on
+    exit. Raises ``SchemaOutdated`` when the database is not at the migrations' head."""
+    from core.db.migrate import current_revision_async, head_revision, sqlite_file_missing
+
+    if check_schema and sqlite_file_missing(settings.database_url):
+        raise SchemaOutdated(f"no database at {settings.database_url}: run `sn19 db upgrade` first")
+
+    db = Database.from_url(settings.database_url, settings.database)
+    redis = (
+        create_redis(settings.redis.url, max_connections=4)
+        if use_redis and settings.redis.url
+        else None
+    )
+    try:
+        if check_schema:
+            current, head = await current_revision_async(settings.database_url), head_revision()
+            if current != head:
+                raise SchemaOutdated(
+                    f"the database is at revision {current or '(empty)'} and this code expects "
+                    f"{head}: run `sn19 db upgrade` first"
+                )
+        yield Billing.create(settings, resolve_catalog(settings.catalog), db, redis)
+    finally:
+        await db.dispose()
+        if redis is not None:
+            await redis.aclose()
+
+
+class SchemaOutdated(RuntimeError):
+    """The database has not been migrated to the code's revision."""
