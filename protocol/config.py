@@ -80,13 +80,17 @@ def _coerce_env(value: str, hint: Any) -> Any:
 
 
 def _env_tree(cls: type[Any], env: Mapping[str, str], prefix: str) -> dict[str, Any]:
+    """Variables under the prefix whose first segment names a field of `cls`. Others under the
+    same prefix belong to another process's settings (``SN19_MINER_*``, ``SN19_CONFIG``) or to
+    tools (``SN19_TEST_*``) and are left alone; a bad field inside a known section is an error."""
     tree: dict[str, Any] = {}
     marker = prefix.upper() + "_"
+    fields = set(getattr(cls, "__struct_fields__", ()))
     for key, value in env.items():
         if not key.startswith(marker):
             continue
         path = [part.lower() for part in key[len(marker) :].split("__") if part]
-        if not path:
+        if not path or path[0] not in fields:
             continue
         hint = _field_hint(cls, path)
         _set_path(tree, path, _coerce_env(value, hint))

@@ -70,3 +70,22 @@ def test_config_errors_name_the_field() -> None:
 
 def test_neuron_defaults() -> None:
     assert Neuron(uid=0, hotkey="h").axon_url is None
+
+
+def test_foreign_variables_under_the_prefix_are_ignored() -> None:
+    settings = load_settings(
+        Outer,
+        env={"APP_MINER_PORT": "1", "APP_CONFIG": "/x.toml", "APP_TEST_URL": "y", "APP_FLAG": "1"},
+        prefix="APP",
+    )
+    assert settings.flag is True
+    with pytest.raises(ConfigError, match="inner"):
+        load_settings(StrictOuter, env={"APP_INNER__BOGUS": "1"}, prefix="APP")
+
+
+class StrictInner(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    port: int = 1
+
+
+class StrictOuter(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    inner: StrictInner = StrictInner()

@@ -1,0 +1,99 @@
+"""Responses on the hot path, as bare ASGI callables (handlers return them as ``ASGIApp``), and
+the one exception handler that renders every error as the OpenAI envelope.
+
+Bodies are encoded once by msgspec and written as they are: no response class machinery, no
+re-encoding. ``EventStream`` writes SSE and always runs its cleanup (release the concurrency
+slot, stop the engine), whether the stream ends, fails, or the client goes away.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException
+from litestar.types import Receive, Scope, Send
+
+from miner_server.errors import BodyTooLarge, InvalidRequest, MinerError
+
+logger = logging.getLogger(__name__)
+
+_JSON = (b"content-type", b"application/json")
+_SSE_HEADERS = [
+    (b"content-type", b"text/event-stream"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+
+
+class JSONBytes:
+    """An already-encoded JSON body."""
+
+    __slots__ = ("body", "status")
+
+    def __init__(self, body: bytes, status: int = 200) -> None:
+        self.body = body
+        self.status = status
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": self.status,
+                "headers": [_JSON, (b"content-length", str(len(self.body)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": self.body, "more_body": False})
+
+
+class EventStream:
+    """``text/event-stream`` from an async iterator of ready-made SSE bytes."""
+
+    __slots__ = ("_chunks", "_cleanup")
+
+    def __init__(self, chunks: AsyncIterator[bytes], cleanup: Callable[[], None]) -> None:
+        self._chunks = chunks
+        self._cleanup = cleanup
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        chunks = self._chunks
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
+            async for chunk in chunks:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except OSError:
+            logger.debug("client went away during a stream")
+        finally:
+            self._cleanup()
+            close = getattr(chunks, "aclose", None)
+            if close is not None:
+                await close()
+
+
+def handle_error(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    """The one renderer of errors: every failure leaves as ``{"error": {...}}``."""
+    error = as_miner_error(exc)
+    if error.status_code >= 500:
+        logger.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+    return Response(
+        content=error.body(),
+        status_code=error.status_code,
+        media_type="application/json",
+        headers=error.headers,
+    )
+
+
+def as_miner_error(exc: Exception) -> MinerError:
+    if isinstance(exc, MinerError):
+        return exc
+    if isinstance(exc, HTTPException):
+        status = exc.status_code
+        if status == 413:
+            return BodyTooLarge("Request body is larger than this miner accepts.")
+        if 400 <= status < 500:
+            code = {404: "not_found", 405: "method_not_allowed"}.get(status)
+            return InvalidRequest(str(exc.detail), code=code, status_code=status)
+    return MinerError("Internal error while serving the request.")
