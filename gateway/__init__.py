@@ -1,1 +1,5 @@
-"""gateway package."""
+"""The public OpenAI-compatible API: ``create_app(settings)`` builds it."""
+
+from gateway.app import create_app
+
+__all__ = ["create_app"]

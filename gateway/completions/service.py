@@ -1,0 +1,114 @@
+"""Validating a legacy completion request and planning the miner call.
+
+One prompt per request (a string, or token ids; a list holding exactly one of either is
+accepted); batches, ``echo``, ``suffix`` and ``best_of`` other than ``n`` are refused with a 400,
+as are penalties and ``logit_bias``. ``max_tokens`` defaults to 16, as OpenAI's does.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+import msgspec
+
+from core.errors import InvalidRequest
+from gateway.accounting import CostEstimate
+from gateway.chat.service import SEED_RANGE, max_tokens_for
+from gateway.completions.relay import CompletionRelay, CompletionRelayOptions
+from gateway.context import RequestContext
+from gateway.ids import object_id
+from gateway.relay import TextPlan
+from gateway.validation import unsupported
+from gateway.wire import CompletionBody, prompt_of
+from protocol.catalog import Task
+from protocol.miner import MinerCompletionChunk, MinerCompletionRequest
+from protocol.openai.chat import StreamOptions
+
+REQUEST = msgspec.json.Decoder(CompletionBody)
+CHUNK = msgspec.json.Decoder(MinerCompletionChunk)
+MINER_PATH = "/v1/completions"
+DEFAULT_MAX_TOKENS = 16
+
+
+def first_token(chunk: MinerCompletionChunk) -> bool:
+    return any(
+        choice.token_ids or choice.finish_reason is not None or choice.text
+        for choice in chunk.choices
+    )
+
+
+def reject_unsupported(request: CompletionBody, max_n: int) -> None:
+    if request.echo:
+        raise unsupported("echo", "echo is not supported.")
+    if request.suffix:
+        raise unsupported("suffix", "suffix is not supported.")
+    n = request.n or 1
+    if request.best_of is not None and request.best_of != n:
+        raise unsupported("best_of", "best_of must equal n (or be omitted).")
+    for name in ("frequency_penalty", "presence_penalty"):
+        if getattr(request, name):
+            raise unsupported(name, f"{name} is not supported; send 0 or omit it.")
+    if request.logit_bias:
+        raise unsupported("logit_bias", "logit_bias is not supported.")
+    if n > max_n:
+        raise InvalidRequest(f"n must be at most {max_n} for this model.", param="n")
+    if request.stream_options is not None and not request.stream:
+        raise InvalidRequest(
+            "stream_options is only allowed when stream is true.", param="stream_options"
+        )
+
+
+def plan_completion(
+    ctx: RequestContext, task: Task, request: CompletionBody
+) -> TextPlan[MinerCompletionChunk]:
+    text = task.text
+    assert text is not None
+    reject_unsupported(request, text.max_n)
+    prompt = prompt_of(request.prompt)
+    counter = ctx.gateway.counter(task.id)
+    exact = counter.exact or not isinstance(prompt, str)
+    prompt_tokens = counter.prompt(prompt) if isinstance(prompt, str) else len(prompt)
+    requested = request.max_tokens
+    if requested is None:
+        requested = min(DEFAULT_MAX_TOKENS, text.max_output_tokens)
+    max_tokens = max_tokens_for(requested, "max_tokens", text, prompt_tokens, exact=exact)
+    n = request.n or 1
+    stream = bool(request.stream)
+    miner_request = MinerCompletionRequest(
+        model=task.id,
+        prompt=prompt,
+        max_tokens=max_tokens,
+        temperature=request.temperature,
+        top_p=request.top_p,
+        n=n,
+        stop=request.stop,
+        seed=request.seed if request.seed is not None else random.randrange(SEED_RANGE),
+        stream=True,
+        stream_options=StreamOptions(include_usage=True),
+        logprobs=request.logprobs or 0,
+    )
+    options = CompletionRelayOptions(
+        id=object_id("cmpl-"),
+        created=int(time.time()),
+        model=task.id,
+        n=n,
+        max_tokens=max_tokens,
+        logprobs=request.logprobs,
+        include_usage=bool(
+            stream and request.stream_options and request.stream_options.include_usage
+        ),
+        prompt_tokens=prompt_tokens,
+        stream=stream,
+    )
+    return TextPlan(
+        kind="completion",
+        path=MINER_PATH,
+        miner_request=miner_request,
+        decode=CHUNK.decode,
+        ready=first_token,
+        new_relay=lambda: CompletionRelay(options),
+        stream=stream,
+        estimate=CostEstimate(input_tokens=prompt_tokens, max_output_tokens=max_tokens, n=n),
+        prompt_tokens=prompt_tokens,
+    )

@@ -1,0 +1,141 @@
+"""Embeddings: validate the inputs against the task's limits, ask a miner for float vectors,
+check them, and answer in the encoding the client asked for.
+
+The openai SDK sends ``encoding_format: "base64"`` unless told otherwise and decodes a
+little-endian float32 buffer; miners are always asked for floats and the conversion happens
+here. ``usage.prompt_tokens`` is the gateway's own count with the task's tokenizer.
+"""
+
+from __future__ import annotations
+
+import math
+
+import msgspec
+
+from core.errors import InvalidRequest
+from gateway.accounting import CostEstimate, DeliveredUsage
+from gateway.context import RequestContext
+from gateway.http import JSONResponse, json_response
+from gateway.pipeline import dispatch_state, finish_json, release, settle
+from gateway.relay import ENCODER
+from gateway.wire import EmbeddingBody, inputs_of
+from protocol.catalog import EmbeddingSpec, Task
+from protocol.miner import MinerEmbeddingList
+from protocol.openai.embeddings import (
+    Embedding,
+    EmbeddingList,
+    EmbeddingRequest,
+    EmbeddingUsage,
+    encode_base64_floats,
+)
+
+REQUEST = msgspec.json.Decoder(EmbeddingBody)
+RESPONSE = msgspec.json.Decoder(MinerEmbeddingList)
+MINER_PATH = "/v1/embeddings"
+
+Inputs = list[str] | list[list[int]]
+
+
+def count_inputs(ctx: RequestContext, task: Task, spec: EmbeddingSpec, inputs: Inputs) -> int:
+    if len(inputs) > spec.max_inputs:
+        raise InvalidRequest(
+            f"At most {spec.max_inputs} inputs per request for this model.", param="input"
+        )
+    counter = ctx.gateway.counter(task.id)
+    total = 0
+    for index, item in enumerate(inputs):
+        if isinstance(item, str):
+            tokens = counter.embedding_input(item)
+            exact = counter.exact
+        else:
+            tokens, exact = len(item), True
+        if exact and tokens > spec.max_input_tokens:
+            raise InvalidRequest(
+                f"input[{index}] is {tokens} tokens; this model accepts at most "
+                f"{spec.max_input_tokens}.",
+                param=f"input[{index}]",
+                code="context_length_exceeded",
+            )
+        total += tokens
+    return total
+
+
+def check_vectors(result: MinerEmbeddingList, expected: int, dimensions: int) -> None:
+    """Raise ``ValueError`` unless there is one finite vector of the right size per input."""
+    if len(result.data) != expected:
+        raise ValueError(f"{len(result.data)} vectors for {expected} inputs")
+    if sorted(item.index for item in result.data) != list(range(expected)):
+        raise ValueError("vector indexes are not 0..n-1")
+    for item in result.data:
+        if len(item.embedding) != dimensions:
+            raise ValueError(f"a vector has {len(item.embedding)} dimensions, not {dimensions}")
+        if not all(math.isfinite(value) for value in item.embedding):
+            raise ValueError("a vector has a non-finite value")
+
+
+async def serve_embeddings(ctx: RequestContext, task: Task, request: EmbeddingBody) -> JSONResponse:
+    gw = ctx.gateway
+    spec = task.embedding
+    assert spec is not None and ctx.caller is not None
+    if request.dimensions is not None and request.dimensions > spec.dimensions:
+        raise InvalidRequest(
+            f"dimensions must be at most {spec.dimensions} for this model.", param="dimensions"
+        )
+    inputs = inputs_of(request.input)
+    tokens = count_inputs(ctx, task, spec, inputs)
+    dimensions = request.dimensions or spec.dimensions
+    miner_request = EmbeddingRequest(
+        model=task.id, input=inputs, encoding_format="float", dimensions=request.dimensions
+    )
+    hold = await gw.accounting.admit(
+        ctx.caller, task, CostEstimate(input_tokens=tokens), request_id=ctx.request_id
+    )
+    state = await dispatch_state(ctx, task)
+
+    async def check(result: MinerEmbeddingList) -> None:
+        check_vectors(result, len(inputs), dimensions)
+
+    try:
+        delivered = await gw.dispatcher.call(
+            state,
+            MINER_PATH,
+            ENCODER.encode(miner_request),
+            decode=RESPONSE.decode,
+            check=check,
+            units=lambda _: float(tokens),
+        )
+    except Exception as exc:
+        gw.metrics.attempts_made(task.id, state.attempts)
+        await release(ctx, hold, exc)
+        raise
+    base64 = request.encoding_format == "base64"
+    vectors = sorted(delivered.value.data, key=lambda item: item.index)
+    body = ENCODER.encode(
+        EmbeddingList(
+            data=[
+                Embedding(
+                    index=item.index,
+                    embedding=encode_base64_floats(item.embedding) if base64 else item.embedding,
+                )
+                for item in vectors
+            ],
+            model=task.id,
+            usage=EmbeddingUsage(prompt_tokens=tokens, total_tokens=tokens),
+        )
+    )
+    charged = await settle(
+        ctx, hold, DeliveredUsage(input_tokens=tokens), outcome="ok", attempt=delivered.attempt
+    )
+    finish_json(
+        ctx,
+        task,
+        state,
+        kind="embedding",
+        miner_request=miner_request,
+        result=delivered.value,
+        receipt=delivered.receipt,
+    )
+    gw.metrics.add(gw.metrics.prompt_tokens, tokens, task.id)
+    return json_response(
+        body, headers={**hold.headers, **charged, "x-sn19-attempts": str(len(state.attempts))}
+    )

@@ -1,0 +1,39 @@
+"""`GET /healthz` (liveness, and whether Redis answers) and `GET /metrics` (Prometheus);
+both unauthenticated."""
+
+from __future__ import annotations
+
+import asyncio
+
+from litestar import get
+from litestar.response.base import ASGIResponse
+from litestar.types import ASGIApp
+
+from core.telemetry import METRICS_CONTENT_TYPE
+from gateway.http import json_response
+from gateway.relay import ENCODER
+from gateway.state import Gateway
+
+
+async def redis_answers(redis: object, timeout: float = 0.5) -> bool:
+    ping = getattr(redis, "ping", None)
+    if ping is None:
+        return False
+    try:
+        async with asyncio.timeout(timeout):
+            return bool(await ping())
+    except Exception:  # noqa: BLE001 - any failure means "does not answer"
+        return False
+
+
+@get("/healthz")
+async def healthz(gateway: Gateway) -> ASGIApp:
+    redis_ok = await redis_answers(gateway.redis)
+    return json_response(ENCODER.encode({"status": "ok", "redis": redis_ok}))
+
+
+@get("/metrics")
+async def metrics(gateway: Gateway) -> ASGIApp:
+    return ASGIResponse(
+        body=gateway.telemetry.render_metrics(), media_type=METRICS_CONTENT_TYPE, status_code=200
+    )

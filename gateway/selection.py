@@ -1,0 +1,115 @@
+"""Choosing miners for a request: power-of-two-choices over live stats, then failover order.
+
+Candidates are the task's routes (published by the scoring process, read through a cache) that
+are not cooled down and have fewer requests in flight than they announced they can serve. The
+first pick is the better of two candidates drawn at random (so load spreads instead of herding
+on the single best miner); the rest follow in descending score as failover fallbacks.
+
+Score (higher is better)::
+
+    quality × (1 − error_rate) / ((1 + in_flight / concurrency) × (ttft + 0.05 s))
+
+with ``ttft`` the miner's EWMA time to first token (the task's median-ish default of 0.5 s
+until measured) and ``quality`` the checker's latest score from the route. Ties are broken at
+random.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import random
+import time
+from collections.abc import Sequence
+from typing import Protocol
+
+from core.miners import MinerStats
+from scoring.routes import MinerRoute
+
+DEFAULT_TTFT_S = 0.5
+
+log = logging.getLogger(__name__)
+
+
+class RouteSource(Protocol):
+    async def routes(self, task: str) -> list[MinerRoute]: ...
+
+
+class RouteCache:
+    """Routes served from memory, so no request waits on Redis: the first read of a task
+    loads it, then a background loop (``run``) refreshes every known task every
+    ``refresh_s``. If a refresh fails the last known routes stay (they expire in Redis anyway
+    when the scoring process stops publishing them)."""
+
+    def __init__(self, source: RouteSource, *, refresh_s: float = 1.0) -> None:
+        self.source = source
+        self.refresh_s = refresh_s
+        self._routes: dict[str, list[MinerRoute]] = {}
+
+    async def routes(self, task: str) -> list[MinerRoute]:
+        found = self._routes.get(task)
+        if found is None:
+            found = self._routes[task] = await self.source.routes(task)
+        return found
+
+    async def refresh(self) -> None:
+        for task in list(self._routes):
+            try:
+                self._routes[task] = await self.source.routes(task)
+            except Exception as exc:  # noqa: BLE001 - keep serving the last known routes
+                log.warning("refreshing the routes of %s failed: %s", task, exc)
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.refresh_s)
+            await self.refresh()
+
+
+class Selector:
+    def __init__(
+        self,
+        routes: RouteSource,
+        stats: MinerStats,
+        *,
+        rng: random.Random | None = None,
+        fallbacks: int = 8,
+    ) -> None:
+        self.source = routes
+        self.stats = stats
+        self.rng = rng or random.Random()
+        self.fallbacks = fallbacks
+
+    def score(self, route: MinerRoute) -> float:
+        snap = self.stats.snapshot((route.task, route.hotkey))
+        load = 1.0 + snap.in_flight / max(route.concurrency, 1)
+        ttft = (snap.ttft_s if snap.ttft_s is not None else DEFAULT_TTFT_S) + 0.05
+        return max(route.quality, 0.0) * (1.0 - snap.error_rate) / (load * ttft)
+
+    def available(self, routes: Sequence[MinerRoute], now: float) -> list[MinerRoute]:
+        stats = self.stats
+        out: list[MinerRoute] = []
+        for route in routes:
+            key = (route.task, route.hotkey)
+            if (
+                route.concurrency > 0
+                and stats.available(key, now)
+                and stats.snapshot(key).in_flight < route.concurrency
+            ):
+                out.append(route)
+        return out
+
+    def order(self, routes: Sequence[MinerRoute], now: float | None = None) -> list[MinerRoute]:
+        """The candidates in the order to try them (empty: no capacity)."""
+        pool = self.available(routes, time.monotonic() if now is None else now)
+        if len(pool) <= 1:
+            return pool
+        rng = self.rng
+        scored = [(self.score(route), rng.random(), i) for i, route in enumerate(pool)]
+        a, b = rng.sample(range(len(pool)), 2)
+        first = a if scored[a] >= scored[b] else b
+        rest = heapq.nlargest(self.fallbacks, (s for s in scored if s[2] != first))
+        return [pool[first], *(pool[s[2]] for s in rest)]
+
+    async def candidates(self, task: str) -> list[MinerRoute]:
+        return self.order(await self.source.routes(task))

@@ -1,0 +1,65 @@
+"""The app's long-lived collaborators, built in the lifespan and handed to handlers by DI."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any
+
+from opentelemetry import trace
+
+from core.miners import Dispatcher, MinerStats
+from core.settings import Settings
+from core.telemetry import Telemetry
+from core.tokens import TokenCounter
+from gateway.accounting import Accounting
+from gateway.auth import Authenticator
+from gateway.hooks import CompletionHub
+from gateway.metrics import GatewayMetrics
+from gateway.selection import Selector
+from protocol.catalog import Catalog
+
+
+class Gateway:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        catalog: Catalog,
+        telemetry: Telemetry,
+        authenticator: Authenticator,
+        accounting: Accounting,
+        hooks: CompletionHub,
+        selector: Selector,
+        dispatcher: Dispatcher,
+        stats: MinerStats,
+        counters: dict[str, TokenCounter],
+        redis: Any,
+    ) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.telemetry = telemetry
+        self.tracer: trace.Tracer = telemetry.tracer("sn19.gateway")
+        self.metrics = GatewayMetrics(telemetry.registry)
+        self.authenticator = authenticator
+        self.accounting = accounting
+        self.hooks = hooks
+        self.selector = selector
+        self.dispatcher = dispatcher
+        self.stats = stats
+        self.counters = counters
+        self.redis = redis
+        self._background: set[asyncio.Task[Any]] = set()
+
+    def counter(self, task_id: str) -> TokenCounter:
+        return self.counters[task_id]
+
+    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+        """Run ``coroutine`` in the background (kept referenced until it ends)."""
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def drain(self, timeout: float = 5.0) -> None:
+        if self._background:
+            await asyncio.wait(set(self._background), timeout=timeout)
