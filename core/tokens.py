@@ -28,6 +28,7 @@ token ids the miner sent.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
@@ -67,8 +68,26 @@ class TokenCounter(Protocol):
         """One embedding input, with the model's special tokens."""
 
 
+# The byte-level tokenizer's special tokens: written inside a message they are still one token
+# each (the tokenizer matches added tokens in raw text), so the count must do the same.
+_SPECIALS = re.compile(
+    "|".join(
+        re.escape(token)
+        for token in (BEGIN, "<|end_of_text|>", HEADER_START, HEADER_END, EOT, "<pad>")
+    )
+)
+
+
 def _utf8_len(text: str) -> int:
-    return len(text.encode("utf-8", "surrogatepass"))
+    """Tokens of `text` under the byte-level tokenizer: one per byte, one per special token."""
+    if "<" not in text:
+        return len(text.encode("utf-8", "surrogatepass"))
+    specials = 0
+    total = 0
+    for part in _SPECIALS.split(text):
+        total += len(part.encode("utf-8", "surrogatepass"))
+        specials += 1
+    return total + specials - 1
 
 
 class ByteTokenCounter:

@@ -1,46 +1,27 @@
 """Decoding request bodies strictly, with OpenAI-style 400s that name the offending ``param``.
 
-msgspec reports where a value failed as a JSONPath (``... - at `$.messages[0].content` ``) and
-names unknown or missing fields in the message; ``param_from_error`` turns both into OpenAI's
-``param`` (``messages[0].content``, ``temperature``, ``foo``).
+``protocol.validation.param_from_error`` turns msgspec's error location into OpenAI's ``param``;
+``protocol.openai.shapes`` checks the loosely typed fields (``prompt``, ``input``).
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any, TypeVar
 
 import msgspec
 
 from core.errors import InvalidRequest
+from protocol.openai.shapes import ShapeError
+from protocol.validation import describe_error, param_from_error
 
 T = TypeVar("T")
-
-_FIELD_NAMED = re.compile(r"^Object (?:contains unknown|missing required) field `([^`]*)`")
-_PATH = re.compile(r" - at `\$(.*)`$")
-
-
-def param_from_error(message: str) -> str | None:
-    """``"Object missing required field `role` - at `$.messages[0]`"`` → ``messages[0].role``."""
-    path = ""
-    where = _PATH.search(message)
-    if where is not None:
-        path = where.group(1).replace("[...]", "").removeprefix(".")
-    named = _FIELD_NAMED.match(message)
-    if named is not None:
-        path = f"{path}.{named.group(1)}" if path else named.group(1)
-    return path or None
-
-
-def _describe(message: str) -> str:
-    return _PATH.sub("", message)
 
 
 def invalid_from(exc: Exception) -> InvalidRequest:
     if isinstance(exc, msgspec.ValidationError):
         message = str(exc)
         param = param_from_error(message)
-        text = _describe(message)
+        text = describe_error(message)
         if param:
             text = f"Invalid value for '{param}': {text}"
         return InvalidRequest(text, param=param, code="invalid_value")
@@ -71,3 +52,10 @@ def convert(data: Any, type_: type[T]) -> T:
 
 def unsupported(param: str, message: str) -> InvalidRequest:
     return InvalidRequest(message, param=param, code="unsupported_parameter")
+
+
+def shaped(error: ShapeError) -> InvalidRequest:
+    """A ``protocol.openai.shapes`` refusal as the gateway's 400."""
+    if error.unsupported:
+        return unsupported(error.param, str(error))
+    return InvalidRequest(str(error), param=error.param, code="invalid_value")

@@ -10,23 +10,26 @@ becomes a final ``data: {"error": ...}`` event instead (no ``[DONE]``).
     ├── InvalidRequest               400 invalid_request_error (param names the field)
     ├── AuthFailed                   401 invalid_signature | stale_nonce | replayed_nonce |
     │                                    wrong_receiver | missing_signature
+    ├── ValidatorRefused             403 validator_not_registered | insufficient_stake
     ├── ModelNotFound                404 model_not_found
     ├── BodyTooLarge                 413 request_too_large
     ├── ConcurrencyLimit             429 concurrency_limit (Retry-After)
+    ├── ValidatorQuota               429 validator_quota (Retry-After)
     ├── ClientClosed                 499 client_closed_request (nobody reads it)
-    └── EngineFailure                500 engine_error
+    ├── EngineFailure                500 engine_error
+    └── MetagraphUnavailable         503 metagraph_unavailable (Retry-After)
 """
 
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Iterator
 
 import msgspec
 
 from inference.base import EngineError, EngineInputError
 from protocol.openai.common import ErrorDetail, ErrorResponse
+from protocol.validation import describe_error, param_from_error
 
 _ENCODER = msgspec.json.Encoder()
 
@@ -103,6 +106,40 @@ class ConcurrencyLimit(MinerError):
         )
 
 
+class ValidatorRefused(MinerError):
+    """The signature is good but the sender may not use this miner (stake gate)."""
+
+    status_code = 403
+    error_type = "permission_error"
+    default_code = "validator_not_registered"
+
+
+class ValidatorQuota(MinerError):
+    """The validator already has its stake-proportional share of the task's slots in flight."""
+
+    status_code = 429
+    error_type = "rate_limit_error"
+    default_code = "validator_quota"
+
+    def __init__(self, task_id: str, quota: int) -> None:
+        super().__init__(
+            f"{task_id}: this validator's share of the miner ({quota} in flight) is in use; "
+            "retry later.",
+            headers={"retry-after": "1"},
+        )
+
+
+class MetagraphUnavailable(MinerError):
+    """The miner has not been able to read the metagraph yet, so it cannot check stakes."""
+
+    status_code = 503
+    error_type = "server_error"
+    default_code = "metagraph_unavailable"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers={"retry-after": "30"})
+
+
 class ClientClosed(MinerError):
     status_code = 499
     error_type = "invalid_request_error"
@@ -122,23 +159,15 @@ class Unsupported(InvalidRequest):
         super().__init__(f"`{param}` is not supported by this miner{what or ''}.", param=param)
 
 
-_FIELD = re.compile(r"field `([^`]+)`")
-
-
 def from_validation_error(exc: msgspec.ValidationError | msgspec.DecodeError) -> InvalidRequest:
     """A msgspec decode error as a 400 naming the field (``$.messages[0].role`` →
     ``messages[0].role``); malformed JSON has no param."""
     text = str(exc)
     if not isinstance(exc, msgspec.ValidationError):
         return InvalidRequest(f"Request body is not valid JSON: {text}", code="invalid_json")
-    message, sep, where = text.rpartition(" - at `")
-    if not sep:
-        message, where = text, "$"
-    path = where.rstrip("`").removeprefix("$").removeprefix(".")
-    named = _FIELD.search(message)
-    if named is not None and ("missing required" in message or "unknown field" in message):
-        path = f"{path}.{named.group(1)}" if path else named.group(1)
-    return InvalidRequest(f"{path}: {message}" if path else message, param=path or None)
+    path = param_from_error(text)
+    message = describe_error(text)
+    return InvalidRequest(f"{path}: {message}" if path else message, param=path)
 
 
 def from_engine_error(exc: EngineError, *, param: str | None = None) -> MinerError:

@@ -43,9 +43,30 @@ ShortStr = Annotated[str, Meta(max_length=MAX_ID)]
 ChoiceIndex = Annotated[int, Meta(ge=0, lt=MAX_CHOICES)]
 
 # Receipt: the miner's signature over what it returned (header on JSON responses, a final SSE
-# comment `: receipt <hex>` on streams), bound to the request nonce.
+# comment `: receipt <hex>` on streams), bound to the request nonce. See ``receipt_payload``.
 RECEIPT_HEADER = "X-Sn19-Receipt"
 RECEIPT_COMMENT_PREFIX = "receipt "
+RECEIPT_VERSION = "sn19-receipt/1"
+
+
+def receipt_payload(*, nonce: int | str, validator: str, miner: str, body_sha256: str) -> bytes:
+    """The bytes a miner signs (sr25519, its hotkey) to vouch for a response::
+
+        sn19-receipt/1\n<request nonce>\n<caller hotkey>\n<miner hotkey>\n<sha256 hex>
+
+    ``nonce`` is the btauth/1 nonce (``X-Bittensor-Nonce``, decimal nanoseconds) of the request
+    answered, which binds the receipt to that request; ``body_sha256`` is the lowercase hex
+    sha256 of the response body bytes (JSON responses) or of every byte of the stream sent
+    before the receipt comment (SSE). The signature travels as lowercase hex (no ``0x``).
+    """
+    digest = body_sha256.lower()
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise ValueError("body_sha256 must be 64 hex characters")
+    nonce_text = str(nonce)
+    for name, value in (("nonce", nonce_text), ("validator", validator), ("miner", miner)):
+        if not value or "\n" in value:
+            raise ValueError(f"{name} must be a non-empty single line")
+    return "\n".join((RECEIPT_VERSION, nonce_text, validator, miner, digest)).encode()
 
 
 class MinerChatRequest(ChatCompletionRequest, forbid_unknown_fields=True, omit_defaults=True):

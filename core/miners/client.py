@@ -22,8 +22,7 @@ import aiohttp
 from yarl import URL
 
 from core.miners.signing import RequestSigner
-from core.miners.sse import FastSSEParser
-from protocol.sse import Event, SSEError
+from protocol.sse import Event, SSEError, SSEParser
 
 DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 DEFAULT_MAX_STREAM_BYTES = 64 * 1024 * 1024
@@ -124,7 +123,7 @@ class AiohttpStream:
         self._response = response
         self.status = response.status
         self.headers: Mapping[str, str] = response.headers
-        self._parser = FastSSEParser(max_line=max_event)
+        self._parser = SSEParser(max_line=max_event)
         self._pending: deque[Event] = deque()
         self._received = 0
         self._max_bytes = max_bytes

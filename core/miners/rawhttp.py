@@ -32,8 +32,7 @@ from core.miners.client import (
     MinerTimeout,
 )
 from core.miners.signing import RequestSigner
-from core.miners.sse import FastSSEParser
-from protocol.sse import Event, SSEError
+from protocol.sse import Event, SSEError, SSEParser
 
 _PAUSE_ABOVE = 1024 * 1024
 _MAX_IDLE_PER_HOST = 256
@@ -234,7 +233,7 @@ class RawStream:
         self._connection = connection
         self.status = connection.status
         self.headers: Mapping[str, str] = connection.headers
-        self._parser = FastSSEParser(max_line=max_event)
+        self._parser = SSEParser(max_line=max_event)
         self._received = 0
         self._max_bytes = max_bytes
         self._done = False

@@ -12,12 +12,12 @@ from __future__ import annotations
 from msgspec import UNSET
 
 from gateway.relay import ENCODER, RelayError, encode_event, usage
-from gateway.wire import ChatChunkOut
 from protocol.miner import MinerChatChunk
 from protocol.openai.chat import (
     AssistantMessage,
     ChatChoice,
     ChatCompletion,
+    ChatCompletionChunk,
     ChoiceLogprobs,
     ChunkChoice,
     ChunkDelta,
@@ -179,9 +179,9 @@ class ChatRelay:
             finish_reason=finish[-1] if finish else None,
         )
 
-    def _chunk(self, choices: list[ChunkChoice]) -> ChatChunkOut:
+    def _chunk(self, choices: list[ChunkChoice]) -> ChatCompletionChunk:
         options = self.options
-        return ChatChunkOut(
+        return ChatCompletionChunk(
             id=options.id,
             created=options.created,
             model=options.model,
@@ -196,7 +196,7 @@ class ChatRelay:
         for index, generated in enumerate(self.choices):
             generated.text = "".join(self._texts[index])
         if self.options.stream and self.options.include_usage:
-            final = ChatChunkOut(
+            final = ChatCompletionChunk(
                 id=self.options.id,
                 created=self.options.created,
                 model=self.options.model,

@@ -10,11 +10,11 @@ from __future__ import annotations
 from msgspec import UNSET
 
 from gateway.relay import ENCODER, RelayError, encode_event, usage
-from gateway.wire import CompletionChunkOut
 from protocol.miner import MinerCompletionChoice, MinerCompletionChunk, MinerCompletionLogprobs
 from protocol.openai.completions import (
     Completion,
     CompletionChoice,
+    CompletionChunk,
     CompletionLogprobs,
     FinishReason,
 )
@@ -165,7 +165,7 @@ class CompletionRelay:
             )
             out.append(
                 encode_event(
-                    CompletionChunkOut(
+                    CompletionChunk(
                         id=options.id,
                         created=options.created,
                         model=options.model,
@@ -192,7 +192,7 @@ class CompletionRelay:
             generated.text = "".join(self._texts[index])
         if self.options.stream and self.options.include_usage:
             return encode_event(
-                CompletionChunkOut(
+                CompletionChunk(
                     id=self.options.id,
                     created=self.options.created,
                     model=self.options.model,

@@ -19,13 +19,14 @@ from gateway.completions.relay import CompletionRelay, CompletionRelayOptions
 from gateway.context import RequestContext
 from gateway.ids import object_id
 from gateway.relay import TextPlan
-from gateway.validation import unsupported
-from gateway.wire import CompletionBody, prompt_of
+from gateway.validation import shaped, unsupported
 from protocol.catalog import Task
 from protocol.miner import MinerCompletionChunk, MinerCompletionRequest
 from protocol.openai.chat import StreamOptions
+from protocol.openai.completions import CompletionRequest
+from protocol.openai.shapes import ShapeError, prompt_of
 
-REQUEST = msgspec.json.Decoder(CompletionBody)
+REQUEST = msgspec.json.Decoder(CompletionRequest)
 CHUNK = msgspec.json.Decoder(MinerCompletionChunk)
 MINER_PATH = "/v1/completions"
 DEFAULT_MAX_TOKENS = 16
@@ -38,7 +39,7 @@ def first_token(chunk: MinerCompletionChunk) -> bool:
     )
 
 
-def reject_unsupported(request: CompletionBody, max_n: int) -> None:
+def reject_unsupported(request: CompletionRequest, max_n: int) -> None:
     if request.echo:
         raise unsupported("echo", "echo is not supported.")
     if request.suffix:
@@ -60,12 +61,15 @@ def reject_unsupported(request: CompletionBody, max_n: int) -> None:
 
 
 def plan_completion(
-    ctx: RequestContext, task: Task, request: CompletionBody
+    ctx: RequestContext, task: Task, request: CompletionRequest
 ) -> TextPlan[MinerCompletionChunk]:
     text = task.text
     assert text is not None
     reject_unsupported(request, text.max_n)
-    prompt = prompt_of(request.prompt)
+    try:
+        prompt = prompt_of(request.prompt)
+    except ShapeError as exc:
+        raise shaped(exc) from None
     counter = ctx.gateway.counter(task.id)
     exact = counter.exact or not isinstance(prompt, str)
     prompt_tokens = counter.prompt(prompt) if isinstance(prompt, str) else len(prompt)
@@ -77,7 +81,7 @@ def plan_completion(
     stream = bool(request.stream)
     miner_request = MinerCompletionRequest(
         model=task.id,
-        prompt=prompt,
+        prompt=prompt if isinstance(prompt, str) else [*prompt],
         max_tokens=max_tokens,
         temperature=request.temperature,
         top_p=request.top_p,

@@ -18,7 +18,7 @@ from gateway.context import RequestContext
 from gateway.http import JSONResponse, json_response
 from gateway.pipeline import dispatch_state, finish_json, release, settle
 from gateway.relay import ENCODER
-from gateway.wire import EmbeddingBody, inputs_of
+from gateway.validation import shaped
 from protocol.catalog import EmbeddingSpec, Task
 from protocol.miner import MinerEmbeddingList
 from protocol.openai.embeddings import (
@@ -28,8 +28,9 @@ from protocol.openai.embeddings import (
     EmbeddingUsage,
     encode_base64_floats,
 )
+from protocol.openai.shapes import ShapeError, inputs_of
 
-REQUEST = msgspec.json.Decoder(EmbeddingBody)
+REQUEST = msgspec.json.Decoder(EmbeddingRequest)
 RESPONSE = msgspec.json.Decoder(MinerEmbeddingList)
 MINER_PATH = "/v1/embeddings"
 
@@ -73,7 +74,9 @@ def check_vectors(result: MinerEmbeddingList, expected: int, dimensions: int) ->
             raise ValueError("a vector has a non-finite value")
 
 
-async def serve_embeddings(ctx: RequestContext, task: Task, request: EmbeddingBody) -> JSONResponse:
+async def serve_embeddings(
+    ctx: RequestContext, task: Task, request: EmbeddingRequest
+) -> JSONResponse:
     gw = ctx.gateway
     spec = task.embedding
     assert spec is not None and ctx.caller is not None
@@ -81,11 +84,15 @@ async def serve_embeddings(ctx: RequestContext, task: Task, request: EmbeddingBo
         raise InvalidRequest(
             f"dimensions must be at most {spec.dimensions} for this model.", param="dimensions"
         )
-    inputs = inputs_of(request.input)
+    try:
+        inputs = inputs_of(request.input)
+    except ShapeError as exc:
+        raise shaped(exc) from None
     tokens = count_inputs(ctx, task, spec, inputs)
     dimensions = request.dimensions or spec.dimensions
+    loose: list[str | int | list[int]] = [*inputs]
     miner_request = EmbeddingRequest(
-        model=task.id, input=inputs, encoding_format="float", dimensions=request.dimensions
+        model=task.id, input=loose, encoding_format="float", dimensions=request.dimensions
     )
     hold = await gw.accounting.admit(
         ctx.caller, task, CostEstimate(input_tokens=tokens), request_id=ctx.request_id

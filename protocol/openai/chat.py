@@ -157,7 +157,7 @@ class ChunkChoice(msgspec.Struct):
     finish_reason: FinishReason | None = None
 
 
-class ChatCompletionChunk(msgspec.Struct, omit_defaults=True):
+class ChatCompletionChunk(msgspec.Struct):
     id: str
     created: int
     model: str

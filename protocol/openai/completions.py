@@ -18,12 +18,11 @@ from protocol.openai.chat import (
     TopP,
 )
 from protocol.openai.common import MAX_CHOICES, Usage
+from protocol.openai.shapes import LooseTexts
 
-MAX_PROMPT_TOKEN_IDS = 1_000_000
-
-TokenIds = Annotated[list[Annotated[int, Meta(ge=0)]], Meta(max_length=MAX_PROMPT_TOKEN_IDS)]
-# OpenAI accepts a string, a list of strings, a list of token ids or a list of token-id lists.
-Prompt = str | list[str] | TokenIds | list[TokenIds]
+# OpenAI accepts a string, a list of strings, a list of token ids or a list of token-id lists;
+# `protocol.openai.shapes.prompt_of` checks which and returns the one prompt.
+Prompt = LooseTexts
 
 
 class CompletionRequest(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -77,7 +76,7 @@ class Completion(msgspec.Struct):
     system_fingerprint: str | None = None
 
 
-class CompletionChunk(msgspec.Struct, omit_defaults=True):
+class CompletionChunk(msgspec.Struct):
     """A streamed completion event: OpenAI reuses the `text_completion` object for chunks."""
 
     id: str

@@ -9,18 +9,11 @@ import msgspec
 from msgspec import Meta
 
 from protocol.openai.chat import ModelName
+from protocol.openai.shapes import LooseTexts
 
-MAX_INPUTS = 2048
-MAX_INPUT_CHARS = 200_000
-
-InputText = Annotated[str, Meta(max_length=MAX_INPUT_CHARS)]
-InputTokens = Annotated[list[Annotated[int, Meta(ge=0)]], Meta(min_length=1, max_length=65_536)]
-EmbeddingInput = (
-    InputText
-    | Annotated[list[InputText], Meta(min_length=1, max_length=MAX_INPUTS)]
-    | InputTokens
-    | Annotated[list[InputTokens], Meta(min_length=1, max_length=MAX_INPUTS)]
-)
+# A string, a list of strings, token ids or token-id lists; `protocol.openai.shapes.inputs_of`
+# checks which and returns a list of texts or of token-id lists.
+EmbeddingInput = LooseTexts
 
 
 class EmbeddingRequest(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):

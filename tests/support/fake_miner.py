@@ -10,8 +10,7 @@ from typing import Any
 import msgspec
 
 from core.miners import MinerConnectError, MinerResponse, MinerTimeout
-from core.miners.sse import FastSSEParser as SSEParser
-from protocol.sse import Event
+from protocol.sse import Event, SSEParser
 
 Behaviour = Callable[[str, str, bytes], "Canned"]
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from gateway.validation import param_from_error
+from protocol.validation import param_from_error
 from tests.support.gateway import CHAT, EMBED, IMAGE, gateway
 from tests.unit.gateway.conftest import ok_chat
 
