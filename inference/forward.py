@@ -1,0 +1,414 @@
+"""Engines that forward to an OpenAI-compatible inference server the miner already runs
+(``vllm serve``, SGLang, llama.cpp's server), over one shared ``aiohttp`` session.
+
+Options (catalog ``engine.options`` or a miner's override):
+
+- ``base_url`` (required), e.g. ``http://127.0.0.1:8000/v1``;
+- ``api_key`` (optional, sent as ``Authorization: Bearer``);
+- ``model``: the upstream's model name (default: the catalog model);
+- ``connect_timeout_s`` (10), ``read_timeout_s`` (60: the longest gap between bytes),
+  ``timeout_s`` (600: a whole request);
+- text only: ``tokenizer``, a local ``tokenizer.json`` used to estimate prompt tokens.
+
+Text streams with ``logprobs``, ``return_tokens_as_token_ids`` and ``return_token_ids`` (vLLM
+extensions: the upstream must return token ids, see ``inference.forward_stream``). Prompt token
+counts are an estimate that assumes Llama 3's chat layout (5 template tokens per message, 4 plus
+the role for the reply header, one BOS): with ``tokenizer``, role and content are counted with
+it; without one, as UTF-8 bytes, which bounds any byte-level BPE tokenizer from above.
+``prompt_ids`` are exact.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+
+import aiohttp
+import msgspec
+from msgspec import Meta
+
+from inference.base import (
+    EmbeddingResult,
+    EngineError,
+    EngineInputError,
+    ImageRequest,
+    TextEvent,
+    TextRequest,
+)
+from inference.forward_stream import StreamAssembler
+from protocol.catalog import EngineSpec, Task
+from protocol.sse import SSEError, SSEParser
+
+MAX_ERROR_BODY = 2000
+MAX_RESPONSE = 256 * 1024 * 1024
+# Llama-3 chat layout: <|start_header_id|>ROLE<|end_header_id|>\n\nCONTENT<|eot_id|> per message,
+# the same header for the reply, one <|begin_of_text|>.
+_CHAT_OVERHEAD_PER_MESSAGE = 5
+_CHAT_OVERHEAD_REPLY = 4
+
+
+class _Upstream:
+    """The shared HTTP plumbing: options, the session, JSON POSTs with clear errors."""
+
+    def __init__(self, spec: EngineSpec) -> None:
+        options = spec.options
+        base_url = options.get("base_url")
+        if not isinstance(base_url, str) or not base_url:
+            raise EngineError("a forward engine needs the option base_url")
+        self.base_url = base_url.rstrip("/")
+        api_key = options.get("api_key")
+        self.api_key = str(api_key) if api_key else None
+        self.model = str(options.get("model") or spec.model)
+        self.timeout = aiohttp.ClientTimeout(
+            total=float(options.get("timeout_s", 600.0)),
+            connect=float(options.get("connect_timeout_s", 10.0)),
+            sock_read=float(options.get("read_timeout_s", 60.0)),
+        )
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        if self._session is None:
+            headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+            self._session = aiohttp.ClientSession(
+                timeout=self.timeout,
+                headers=headers,
+                connector=aiohttp.TCPConnector(limit=0, enable_cleanup_closed=True),
+            )
+
+    async def close(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise EngineError("the engine is not started")
+        return self._session
+
+    async def post_json(self, path: str, body: dict[str, Any]) -> Any:
+        url = f"{self.base_url}{path}"
+        try:
+            async with self.session().post(url, json=body) as response:
+                await raise_for_status(response, url)
+                raw = await response.content.read(MAX_RESPONSE + 1)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise EngineError(f"upstream {url} failed: {exc!r}") from exc
+        if len(raw) > MAX_RESPONSE:
+            raise EngineError(f"upstream {url} answered more than {MAX_RESPONSE} bytes")
+        return raw
+
+
+async def raise_for_status(response: aiohttp.ClientResponse, url: str) -> None:
+    if response.status == 200:
+        return
+    body = (await response.content.read(MAX_ERROR_BODY)).decode("utf-8", "replace")
+    if response.status in (400, 404, 413, 422):
+        raise EngineInputError(f"upstream {url} refused the request ({response.status}): {body}")
+    raise EngineError(f"upstream {url} answered {response.status}: {body}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Text
+
+
+class ForwardTextEngine:
+    kind: Literal["chat"] = "chat"
+
+    def __init__(self, spec: EngineSpec) -> None:
+        self._upstream = _Upstream(spec)
+        tokenizer_path = spec.options.get("tokenizer")
+        self._tokenizer_path = str(tokenizer_path) if tokenizer_path else None
+        self._tokenizer: Any = None
+
+    @classmethod
+    def from_spec(
+        cls, spec: EngineSpec, task: Task, *, device: str | None = None
+    ) -> ForwardTextEngine:
+        del task, device
+        return cls(spec)
+
+    async def start(self) -> None:
+        if self._tokenizer_path and self._tokenizer is None:
+            from tokenizers import Tokenizer
+
+            try:
+                self._tokenizer = Tokenizer.from_file(self._tokenizer_path)
+            except Exception as exc:  # tokenizers raises its own Exception type
+                raise EngineError(f"cannot read tokenizer {self._tokenizer_path!r}: {exc}") from exc
+        await self._upstream.start()
+
+    async def close(self) -> None:
+        await self._upstream.close()
+
+    def _count(self, text: str) -> int:
+        if self._tokenizer is not None:
+            return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
+        return len(text.encode())
+
+    def count_prompt_tokens(self, request: TextRequest) -> int:
+        if request.prompt_ids is not None:
+            return len(request.prompt_ids)
+        if request.messages is not None:
+            body = sum(
+                self._count(turn.role) + self._count(turn.content) + _CHAT_OVERHEAD_PER_MESSAGE
+                for turn in request.messages
+            )
+            return 1 + body + _CHAT_OVERHEAD_REPLY + self._count("assistant")
+        return self._count(request.prompt or "") + 1
+
+    def _body(self, request: TextRequest) -> tuple[str, dict[str, Any]]:
+        body: dict[str, Any] = {
+            "model": self._upstream.model,
+            "max_tokens": request.max_tokens,
+            "temperature": request.temperature,
+            "top_p": request.top_p,
+            "n": request.n,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "return_tokens_as_token_ids": True,
+            "return_token_ids": True,
+        }
+        if request.seed is not None:
+            body["seed"] = request.seed
+        if request.stop:
+            body["stop"] = list(request.stop)
+        if request.messages is not None:
+            body["messages"] = [{"role": t.role, "content": t.content} for t in request.messages]
+            body["logprobs"] = True
+            if request.top_logprobs:
+                body["top_logprobs"] = request.top_logprobs
+            return "/chat/completions", body
+        if request.prompt_ids is not None:
+            body["prompt"] = list(request.prompt_ids)
+        else:
+            body["prompt"] = request.prompt or ""
+        body["logprobs"] = request.top_logprobs
+        return "/completions", body
+
+    async def generate(self, request: TextRequest) -> AsyncIterator[TextEvent]:
+        path, body = self._body(request)
+        url = f"{self._upstream.base_url}{path}"
+        assembler = StreamAssembler(
+            chat=request.messages is not None, n=request.n, top_logprobs=request.top_logprobs
+        )
+        parser = SSEParser(max_line=4 * 1024 * 1024)
+        try:
+            async with self._upstream.session().post(url, json=body) as response:
+                await raise_for_status(response, url)
+                async for data in response.content.iter_any():
+                    for event in parser.feed(data):
+                        if event.data is None:
+                            continue
+                        for item in assembler.feed(event.data):
+                            yield item
+                        if assembler.done:
+                            return
+                for event in parser.close():
+                    if event.data is not None:
+                        for item in assembler.feed(event.data):
+                            yield item
+        except SSEError as exc:
+            raise EngineError(f"upstream {url} sent a malformed stream: {exc}") from exc
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise EngineError(f"upstream {url} failed: {exc!r}") from exc
+        if not assembler.done:
+            raise EngineError(f"upstream {url} ended the stream without [DONE]")
+
+
+# ---------------------------------------------------------------------------------------------
+# Images
+
+
+class _ImageItem(msgspec.Struct):
+    b64_json: Annotated[str, Meta(max_length=MAX_RESPONSE)] | None = None
+
+
+class _ImagesResponse(msgspec.Struct):
+    data: Annotated[list[_ImageItem], Meta(max_length=64)]
+
+
+class ForwardImageEngine:
+    """``POST {base_url}/images/generations`` (JSON, ``response_format: b64_json``) with the
+    non-OpenAI fields ``seed``, ``num_inference_steps``, ``guidance_scale``,
+    ``negative_prompt``; edits ``POST {base_url}/images/edits`` as JSON with the image (and
+    mask) as base64 data URLs plus ``strength``. Each returned image is checked to decode at the
+    requested size and re-encoded if its format differs from the one asked for."""
+
+    kind: Literal["image"] = "image"
+
+    def __init__(self, spec: EngineSpec, *, supports_inpainting: bool) -> None:
+        self._upstream = _Upstream(spec)
+        self.supports_inpainting = supports_inpainting
+
+    @classmethod
+    def from_spec(
+        cls, spec: EngineSpec, task: Task, *, device: str | None = None
+    ) -> ForwardImageEngine:
+        del device
+        inpainting = bool(
+            spec.options.get("inpainting", task.image.inpainting if task.image else False)
+        )
+        return cls(spec, supports_inpainting=inpainting)
+
+    async def start(self) -> None:
+        await self._upstream.start()
+
+    async def close(self) -> None:
+        await self._upstream.close()
+
+    async def generate(self, request: ImageRequest) -> list[bytes]:
+        body: dict[str, Any] = {
+            "model": self._upstream.model,
+            "prompt": request.prompt,
+            "n": request.n,
+            "size": f"{request.width}x{request.height}",
+            "response_format": "b64_json",
+            "output_format": request.output_format,
+            "seed": request.seed,
+            "num_inference_steps": request.steps,
+            "guidance_scale": request.guidance_scale,
+        }
+        if request.negative_prompt:
+            body["negative_prompt"] = request.negative_prompt
+        path = "/images/generations"
+        if request.init_image is not None:
+            path = "/images/edits"
+            body["image"] = _data_url(request.init_image)
+            body["strength"] = request.strength
+            if request.mask_image is not None:
+                if not self.supports_inpainting:
+                    raise EngineInputError("this model does not support inpainting")
+                body["mask"] = _data_url(request.mask_image)
+        elif request.mask_image is not None:
+            raise EngineInputError("inpainting needs an image as well as a mask")
+        raw = await self._upstream.post_json(path, body)
+        try:
+            response = msgspec.json.decode(raw, type=_ImagesResponse)
+        except msgspec.DecodeError as exc:
+            raise EngineError(
+                f"malformed images response from the upstream server: {exc}"
+            ) from None
+        if len(response.data) != request.n:
+            raise EngineError(
+                f"the upstream server returned {len(response.data)} images, not {request.n}"
+            )
+        images: list[bytes] = []
+        for item in response.data:
+            if item.b64_json is None:
+                raise EngineError("the upstream server returned an image without b64_json")
+            try:
+                data = base64.b64decode(item.b64_json, validate=True)
+            except ValueError:
+                raise EngineError("the upstream server returned invalid base64") from None
+            images.append(_conform(data, (request.width, request.height), request.output_format))
+        return images
+
+
+def _data_url(data: bytes) -> str:
+    kind = (
+        "png" if data.startswith(b"\x89PNG") else "jpeg" if data.startswith(b"\xff\xd8") else "webp"
+    )
+    return f"data:image/{kind};base64,{base64.b64encode(data).decode()}"
+
+
+def _conform(data: bytes, size: tuple[int, int], output_format: str) -> bytes:
+    from PIL import Image, UnidentifiedImageError
+
+    from inference.diffusers_image import encode_image
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            actual_format = (image.format or "").lower()
+            if image.size != size:
+                raise EngineError(f"the upstream server returned a {image.size} image, not {size}")
+            if actual_format == output_format:
+                return data
+            return encode_image(image.convert("RGB"), size, output_format)
+    except (UnidentifiedImageError, OSError) as exc:
+        raise EngineError("the upstream server returned bytes that are not an image") from exc
+
+
+# ---------------------------------------------------------------------------------------------
+# Embeddings
+
+
+class _EmbeddingItem(msgspec.Struct):
+    index: Annotated[int, Meta(ge=0)]
+    embedding: Annotated[list[float], Meta(max_length=65536)]
+
+
+class _EmbeddingUsage(msgspec.Struct):
+    prompt_tokens: Annotated[int, Meta(ge=0)] = 0
+
+
+class _EmbeddingsResponse(msgspec.Struct):
+    data: Annotated[list[_EmbeddingItem], Meta(max_length=4096)]
+    usage: _EmbeddingUsage = msgspec.field(default_factory=_EmbeddingUsage)
+
+
+class ForwardEmbeddingEngine:
+    """``POST {base_url}/embeddings`` with ``encoding_format: float``. ``count_tokens`` is an
+    estimate (see the module docstring); the result's ``prompt_tokens`` is the upstream's."""
+
+    kind: Literal["embedding"] = "embedding"
+
+    def __init__(self, spec: EngineSpec, *, dimensions: int) -> None:
+        self._upstream = _Upstream(spec)
+        self.dimensions = dimensions
+
+    @classmethod
+    def from_spec(
+        cls, spec: EngineSpec, task: Task, *, device: str | None = None
+    ) -> ForwardEmbeddingEngine:
+        del device
+        dimensions = int(
+            spec.options.get("dimensions", task.embedding.dimensions if task.embedding else 0)
+        )
+        if dimensions < 1:
+            raise EngineError(
+                "a forward embedding engine needs the embedding width (option dimensions)"
+            )
+        return cls(spec, dimensions=dimensions)
+
+    async def start(self) -> None:
+        await self._upstream.start()
+
+    async def close(self) -> None:
+        await self._upstream.close()
+
+    def count_tokens(self, inputs: list[str] | list[list[int]]) -> int:
+        return sum(
+            len(item.encode()) + 2 if isinstance(item, str) else len(item) + 2 for item in inputs
+        )
+
+    async def embed(
+        self, inputs: list[str] | list[list[int]], *, dimensions: int | None = None
+    ) -> EmbeddingResult:
+        if not inputs:
+            raise EngineInputError("input must not be empty")
+        width = dimensions if dimensions is not None else self.dimensions
+        if not 1 <= width <= self.dimensions:
+            raise EngineInputError(f"dimensions must be within [1, {self.dimensions}], got {width}")
+        body: dict[str, Any] = {
+            "model": self._upstream.model,
+            "input": inputs,
+            "encoding_format": "float",
+        }
+        if dimensions is not None:
+            body["dimensions"] = dimensions
+        raw = await self._upstream.post_json("/embeddings", body)
+        try:
+            response = msgspec.json.decode(raw, type=_EmbeddingsResponse)
+        except msgspec.DecodeError as exc:
+            raise EngineError(
+                f"malformed embeddings response from the upstream server: {exc}"
+            ) from None
+        items = sorted(response.data, key=lambda item: item.index)
+        if [item.index for item in items] != list(range(len(inputs))):
+            raise EngineError("the upstream server's embeddings do not match the inputs one to one")
+        vectors = [item.embedding for item in items]
+        if any(len(vector) != width for vector in vectors):
+            raise EngineError(f"the upstream server returned vectors that are not {width} wide")
+        return EmbeddingResult(vectors=vectors, prompt_tokens=response.usage.prompt_tokens)
