@@ -49,7 +49,15 @@ class ChainSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     # Blocks between two weight settings the local chain accepts (a stand-in for the subnet's
     # weights_rate_limit hyperparameter).
     local_weights_rate_limit: int = 100
+    # Metagraph sync into the database (nodes, node_history), besides the one at each period.
     sync_interval_s: float = 300.0
+    # Real networks (the bittensor SDK): the longest one chain call may take before it counts as
+    # unreachable, and resubmissions of a transiently rejected set_weights.
+    timeout_s: float = 60.0
+    set_weights_retries: int = 2
+    # When the chain cannot be reached: first retry delay, doubling up to the cap.
+    retry_initial_s: float = 2.0
+    retry_max_s: float = 120.0
 
 
 class WalletSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -98,8 +106,33 @@ class CheckerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 
 class ScoringSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """The validator loop (docs/validating.md): periods, quotas, weights, leadership."""
+
+    # Length of a scoring period; seconds are fine for tests and `sn19 dev`.
     period_s: float = 1800.0
     capacity_timeout_s: float = 10.0
+    # Scales every test quota (upstream's CAPACITY_TO_SCORE_MULTIPLIER: 1 on mainnet).
+    quota_scale: float = 1.0
+    # A period that opened with no contender (no miner answered) is retried after this long.
+    empty_period_retry_s: float = 20.0
+    # The routing table is re-published this often (fresh quality, and after a takeover).
+    routes_refresh_s: float = 30.0
+    # Check results this recent feed quality and speed (upstream: 72 h).
+    quality_window_s: float = 72 * 3600.0
+    # Closed periods read per contender for the period history (0.5^age makes older ones moot).
+    history_periods: int = 64
+    # How often the weight setter asks the chain whether it may set weights again.
+    weights_check_s: float = 60.0
+    # version_key sent with the weights; empty: the subnet's required weights_version.
+    weights_version_key: int | None = None
+    # Weight calculations, periods and contenders older than this are deleted.
+    retention_days: float = 7.0
+    # Leader election (Redis lock): the lock lives this long unless renewed (every third of
+    # it); a standby tries to take it every poll interval.
+    leader_ttl_s: float = 8.0
+    leader_poll_s: float = 1.0
+    # Synthetic requests: random shift of each send, as a share of the spacing between sends.
+    synthetic_jitter: float = 0.25
 
 
 class BillingSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -137,6 +170,30 @@ class BillingSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     checkout_cancel_url: str = ""
 
 
+class WebSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """The dashboard served under /dashboard (docs/dashboard.md)."""
+
+    # Customers may create their own account. Operators can switch it in the dashboard; once
+    # they have, the database's value wins over this default.
+    signup_enabled: bool = False
+    # Micro-credits granted to an account created by sign-up (0: none).
+    signup_credits: int = 0
+    # A session ends after this long without a request, and this long after sign-in whatever.
+    session_idle_timeout_s: int = 2 * 3600
+    session_absolute_timeout_s: int = 24 * 3600
+    # Secure cookies: "auto" when the request came over https, "always" behind a TLS proxy
+    # that forwards plain http, "never" for plain-http development only.
+    secure_cookies: Literal["auto", "always", "never"] = "auto"
+    # Failed sign-ins allowed per e-mail and client address (and 10x per address) per window.
+    login_max_failures: int = 5
+    login_window_s: int = 900
+    # Behind a trusted proxy: take the client address from X-Forwarded-For's first hop.
+    trust_forwarded_for: bool = False
+    invitation_ttl_s: int = 7 * 86400
+    # The API base URL shown in quick-starts; empty: <gateway.public_url>/v1, else the request's.
+    api_base_url: str = ""
+
+
 class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     data_dir: str = ".sn19"
     # "dev", "production", or a path to a catalog TOML file.
@@ -151,6 +208,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     checker: CheckerSettings = CheckerSettings()
     scoring: ScoringSettings = ScoringSettings()
     billing: BillingSettings = BillingSettings()
+    web: WebSettings = WebSettings()
 
     @classmethod
     def from_env(
@@ -201,3 +259,9 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
             raise ConfigError("gateway.max_attempts: must be at least 1")
         if self.scoring.period_s <= 0:
             raise ConfigError("scoring.period_s: must be positive")
+        if not 0 < self.scoring.leader_poll_s < self.scoring.leader_ttl_s:
+            raise ConfigError("scoring.leader_poll_s: must be positive and below leader_ttl_s")
+        if not 0.0 <= self.scoring.synthetic_jitter < 1.0:
+            raise ConfigError("scoring.synthetic_jitter: must be in [0, 1)")
+        if self.chain.retry_initial_s <= 0 or self.chain.retry_max_s < self.chain.retry_initial_s:
+            raise ConfigError("chain.retry_max_s: must be at least chain.retry_initial_s > 0")

@@ -13,18 +13,20 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from importlib import metadata
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from litestar import Litestar
 
 from inference.base import EmbeddingEngine, Engine, ImageEngine, TextEngine
 from inference.registry import load_engine
 from miner_server.auth import Verifier
-from miner_server.capacity import StaticCapacity, TaskOffer
+from miner_server.capacity import StakeShareCapacity, StaticCapacity, TaskOffer
 from miner_server.deps import dependencies
+from miner_server.receipts import ReceiptSigner
 from miner_server.responses import handle_error
 from miner_server.routes import ROUTES
 from miner_server.settings import DEFAULT_CONCURRENCY, MinerSettings, WalletSettings
+from miner_server.stakes import Gate, OpenGate, gate_from_settings
 from miner_server.state import Limiter, MinerState, Served
 from protocol.catalog import Catalog, Task, resolve_catalog
 from protocol.config import ConfigError
@@ -32,16 +34,33 @@ from protocol.config import ConfigError
 logger = logging.getLogger(__name__)
 
 
-def create_app(settings: MinerSettings, *, engines: Mapping[str, Engine] | None = None) -> Litestar:
+def create_app(
+    settings: MinerSettings,
+    *,
+    engines: Mapping[str, Engine] | None = None,
+    gate: Gate | None = None,
+) -> Litestar:
+    """``gate`` replaces the stake gate built from ``settings.chain`` (tests, embedding)."""
     catalog = resolve_catalog(settings.catalog)
+    keypair = load_keypair(settings.wallet)
     state = build_state(
-        settings, served_tasks(catalog, settings), load_hotkey(settings.wallet), engines or {}
+        settings,
+        served_tasks(catalog, settings),
+        keypair.ss58_address,
+        engines or {},
+        keypair=keypair,
+        gate=gate or gate_from_settings(settings.chain),
     )
 
     @asynccontextmanager
     async def run_engines(app: Litestar) -> AsyncIterator[None]:
         del app
-        await _start(state.owned_engines)
+        await state.gate.start()
+        try:
+            await _start(state.owned_engines)
+        except BaseException:
+            await state.gate.close()
+            raise
         logger.info(
             "sn19 miner ready: hotkey %s, tasks %s", state.hotkey, ", ".join(state.task_ids)
         )
@@ -49,6 +68,7 @@ def create_app(settings: MinerSettings, *, engines: Mapping[str, Engine] | None 
             yield
         finally:
             await _close(state.owned_engines)
+            await state.gate.close()
 
     return Litestar(
         route_handlers=ROUTES,
@@ -78,32 +98,48 @@ def served_tasks(catalog: Catalog, settings: MinerSettings) -> list[Task]:
     return tasks
 
 
-def load_hotkey(wallet: WalletSettings) -> str:
-    """The wallet's hotkey address, loaded once (the private key must be readable)."""
+def load_keypair(wallet: WalletSettings) -> Any:
+    """The wallet's hotkey keypair, loaded once (the private key must be readable: it signs
+    receipts)."""
     import bittensor as bt
 
     kwargs = {"path": str(Path(wallet.path).expanduser())} if wallet.path else {}
     try:
-        keypair = bt.Wallet(name=wallet.name, hotkey=wallet.hotkey, **kwargs).hotkey
+        return bt.Wallet(name=wallet.name, hotkey=wallet.hotkey, **kwargs).hotkey
     except OSError as exc:
         raise ConfigError(
             f"wallet: cannot load hotkey {wallet.name}/{wallet.hotkey}: {exc}"
         ) from exc
-    address: str = keypair.ss58_address
+
+
+def load_hotkey(wallet: WalletSettings) -> str:
+    """The wallet's hotkey address."""
+    address: str = load_keypair(wallet).ss58_address
     return address
 
 
 def build_state(
-    settings: MinerSettings, tasks: list[Task], hotkey: str, engines: Mapping[str, Engine]
+    settings: MinerSettings,
+    tasks: list[Task],
+    hotkey: str,
+    engines: Mapping[str, Engine],
+    *,
+    keypair: Any = None,
+    gate: Gate | None = None,
 ) -> MinerState:
+    """``keypair`` signs receipts (without one, responses carry none); ``gate`` admits callers
+    (without one, everyone with a valid signature)."""
     offers: dict[str, TaskOffer] = {}
+    policy = StakeShareCapacity if settings.capacity_policy == "stake_share" else StaticCapacity
     state = MinerState(
         hotkey=hotkey,
         verifier=Verifier(
             hotkey, max_age_s=settings.auth.max_age_s, allowed_skew_s=settings.auth.allowed_skew_s
         ),
-        capacity=StaticCapacity(offers, version=_version()),
+        capacity=policy(offers, version=_version()),
         max_body_bytes=settings.max_body_bytes,
+        gate=gate or OpenGate(),
+        receipts=ReceiptSigner(keypair) if keypair is not None else None,
     )
     for task in tasks:
         overrides = settings.for_task(task.id)

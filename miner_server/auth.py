@@ -28,10 +28,12 @@ _CODES: tuple[tuple[type[http_auth.AuthError], str], ...] = (
 
 
 class Caller(msgspec.Struct, frozen=True):
-    """The authenticated validator behind a request."""
+    """The authenticated validator behind a request, and its stake share once the stake gate
+    has admitted it (``miner_server.stakes``; 1 without a metagraph)."""
 
     hotkey: str
     nonce_ns: int
+    share: float = 1.0
 
 
 class Signed(msgspec.Struct, frozen=True):

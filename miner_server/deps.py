@@ -23,9 +23,13 @@ SignedRequest = Annotated[Signed, Dependency(skip_validation=True)]
 
 
 async def provide_signed(request: Request[Any, Any, Any], miner: Miner) -> Signed:
-    """Read the raw body (413 beyond the limit) and verify its btauth/1 signature (401)."""
+    """Read the raw body (413 beyond the limit), verify its btauth/1 signature (401), then pass
+    the stake gate (403 unregistered or under the minimum stake; 503 before the metagraph is
+    known), which gives the caller its stake share."""
     body = await read_body(request.scope, request.receive, miner.max_body_bytes)
-    return Signed(caller=miner.verifier.verify(request.scope, body), body=body)
+    caller = miner.verifier.verify(request.scope, body)
+    share = miner.gate.admit(caller.hotkey)
+    return Signed(caller=msgspec.structs.replace(caller, share=share), body=body)
 
 
 async def read_body(scope: Any, receive: Receive, limit: int) -> bytes:

@@ -17,10 +17,13 @@ from litestar.exceptions import HTTPException
 from litestar.types import Receive, Scope, Send
 
 from miner_server.errors import BodyTooLarge, InvalidRequest, MinerError
+from miner_server.receipts import StreamTrailer
+from protocol.miner import RECEIPT_HEADER
 
 logger = logging.getLogger(__name__)
 
 _JSON = (b"content-type", b"application/json")
+_RECEIPT = RECEIPT_HEADER.lower().encode("ascii")
 _SSE_HEADERS = [
     (b"content-type", b"text/event-stream"),
     (b"cache-control", b"no-cache"),
@@ -29,41 +32,50 @@ _SSE_HEADERS = [
 
 
 class JSONBytes:
-    """An already-encoded JSON body."""
+    """An already-encoded JSON body, with the miner's receipt header when one is given."""
 
-    __slots__ = ("body", "status")
+    __slots__ = ("body", "receipt", "status")
 
-    def __init__(self, body: bytes, status: int = 200) -> None:
+    def __init__(self, body: bytes, status: int = 200, *, receipt: str | None = None) -> None:
         self.body = body
         self.status = status
+        self.receipt = receipt
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send(
-            {
-                "type": "http.response.start",
-                "status": self.status,
-                "headers": [_JSON, (b"content-length", str(len(self.body)).encode())],
-            }
-        )
+        headers = [_JSON, (b"content-length", str(len(self.body)).encode())]
+        if self.receipt is not None:
+            headers.append((_RECEIPT, self.receipt.encode("ascii")))
+        await send({"type": "http.response.start", "status": self.status, "headers": headers})
         await send({"type": "http.response.body", "body": self.body, "more_body": False})
 
 
 class EventStream:
-    """``text/event-stream`` from an async iterator of ready-made SSE bytes."""
+    """``text/event-stream`` from an async iterator of ready-made SSE bytes. With a
+    ``trailer``, every byte sent is hashed and the stream ends with the receipt comment."""
 
-    __slots__ = ("_chunks", "_cleanup")
+    __slots__ = ("_chunks", "_cleanup", "_trailer")
 
-    def __init__(self, chunks: AsyncIterator[bytes], cleanup: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        chunks: AsyncIterator[bytes],
+        cleanup: Callable[[], None],
+        trailer: StreamTrailer | None = None,
+    ) -> None:
         self._chunks = chunks
         self._cleanup = cleanup
+        self._trailer = trailer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         chunks = self._chunks
+        trailer = self._trailer
         try:
             await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
             async for chunk in chunks:
+                if trailer is not None:
+                    trailer.update(chunk)
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            last = trailer.comment() if trailer is not None else b""
+            await send({"type": "http.response.body", "body": last, "more_body": False})
         except OSError:
             logger.debug("client went away during a stream")
         finally:

@@ -42,6 +42,8 @@ CONFIG_ENV = f"{ENV_PREFIX}_CONFIG"
 # In-flight requests per task when the task's table does not say (SPEC §2: a miner answers 429
 # beyond it). Image generation is heavy: one at a time.
 DEFAULT_CONCURRENCY: dict[TaskKind, int] = {"chat": 8, "embedding": 8, "image": 1}
+# The stake gate's default threshold on mainnet (upstream's MIN_STAKE_THRESHOLD).
+FINNEY_MIN_STAKE = 1000.0
 
 
 class WalletSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -60,13 +62,30 @@ class AuthSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 
 class ChainSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    """Where the stake gate reads the metagraph (reserved: not used yet)."""
+    """Where the stake gate reads the metagraph, and the gate's threshold (docs/mining.md).
+
+    With ``network = "local"`` and no ``local_file`` there is no metagraph: every validator with
+    a valid signature is served in full (a warning says so at start). Set the network for a
+    real subnet."""
 
     # "local" (the file-backed dev network), "finney", "test", or a ws(s):// endpoint.
     network: str = "local"
     netuid: int = 19
     # The local network's neuron file (network = "local").
     local_file: str = ""
+    # Least stake (the chain's stake weight, alpha units) a validator needs; below it, 403.
+    # Empty: 1000 on finney (upstream's threshold), 0 elsewhere.
+    min_stake: Annotated[float, Meta(ge=0)] | None = None
+    # The metagraph is re-read this often (real networks; the local file when it changes).
+    refresh_s: Annotated[float, Meta(gt=0)] = 300.0
+    # The longest one metagraph read may take.
+    timeout_s: Annotated[float, Meta(gt=0)] = 60.0
+
+    @property
+    def effective_min_stake(self) -> float:
+        if self.min_stake is not None:
+            return self.min_stake
+        return FINNEY_MIN_STAKE if self.network == "finney" else 0.0
 
 
 class TaskSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -98,6 +117,10 @@ class MinerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     server: Literal["granian", "uvicorn"] = "granian"
     log_level: str = "INFO"
     chain: ChainSettings = ChainSettings()
+    # What POST /v1/capacity offers a validator: "stake_share" splits each task's capacity and
+    # concurrency by the validator's share of stake (upstream's reference policy), "full"
+    # offers every validator everything.
+    capacity_policy: Literal["stake_share", "full"] = "stake_share"
 
     @classmethod
     def from_env(

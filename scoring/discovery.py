@@ -1,33 +1,24 @@
-"""Discovery: read the metagraph, ask every serving neuron for its capacity, and turn the answers
-into routes (one per miner × task it offers). The period machinery (contenders, quotas, scores)
-builds on the same answers."""
+"""Discovery: ask every serving neuron of the metagraph for its capacity (signed
+``POST /v1/capacity``, bounded concurrency and size, strict parsing). ``scoring.contenders``
+turns the answers into the period's contenders and routes."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Protocol
 
 import msgspec
 
 from core.chain import Metagraph
+from core.miners.client import MinerClient, TransportError
 from protocol.catalog import Catalog
 from protocol.chainfile import Neuron
 from protocol.miner import CapacityRequest, CapacityResponse
-from scoring.routes import MinerRoute
 
 log = logging.getLogger(__name__)
 
 CAPACITY_PATH = "/v1/capacity"
 MAX_CAPACITY_BODY = 256 * 1024
-
-
-class SignedPoster(Protocol):
-    """The part of `core.miners.MinerClient` discovery needs: one signed POST."""
-
-    async def post(
-        self, url: str, path: str, body: bytes, *, receiver: str, timeout: float
-    ) -> tuple[int, bytes]: ...
 
 
 class CapacityAnswer(msgspec.Struct, frozen=True):
@@ -37,28 +28,31 @@ class CapacityAnswer(msgspec.Struct, frozen=True):
 
 
 async def fetch_capacity(
-    client: SignedPoster, neuron: Neuron, request_body: bytes, *, timeout: float
+    client: MinerClient, neuron: Neuron, request_body: bytes, *, timeout: float
 ) -> CapacityAnswer:
     if neuron.axon_url is None:
         return CapacityAnswer(neuron, None, "not serving")
     try:
-        status, body = await client.post(
-            neuron.axon_url, CAPACITY_PATH, request_body, receiver=neuron.hotkey, timeout=timeout
+        reply = await client.post(
+            neuron.axon_url,
+            CAPACITY_PATH,
+            request_body,
+            receiver=neuron.hotkey,
+            timeout=timeout,
+            max_bytes=MAX_CAPACITY_BODY,
         )
-    except (OSError, TimeoutError) as exc:
-        return CapacityAnswer(neuron, None, f"unreachable: {exc.__class__.__name__}")
-    if status != 200:
-        return CapacityAnswer(neuron, None, f"HTTP {status}")
-    if len(body) > MAX_CAPACITY_BODY:
-        return CapacityAnswer(neuron, None, "capacity answer too large")
+    except TransportError as exc:
+        return CapacityAnswer(neuron, None, f"unreachable: {exc}")
+    if reply.status != 200:
+        return CapacityAnswer(neuron, None, f"HTTP {reply.status}")
     try:
-        return CapacityAnswer(neuron, msgspec.json.decode(body, type=CapacityResponse))
-    except msgspec.ValidationError as exc:
+        return CapacityAnswer(neuron, msgspec.json.decode(reply.body, type=CapacityResponse))
+    except msgspec.DecodeError as exc:  # malformed JSON or a field out of bounds
         return CapacityAnswer(neuron, None, f"malformed capacity answer: {exc}")
 
 
 async def fetch_capacities(
-    client: SignedPoster,
+    client: MinerClient,
     metagraph: Metagraph,
     catalog: Catalog,
     *,
@@ -83,32 +77,3 @@ async def fetch_capacities(
         if answer.error is not None:
             log.info("capacity of uid %s: %s", answer.neuron.uid, answer.error)
     return list(answers)
-
-
-def routes_from_answers(
-    answers: list[CapacityAnswer], catalog: Catalog, *, period_start: float
-) -> dict[str, list[MinerRoute]]:
-    """One route per (miner, enabled task) with positive clamped capacity and concurrency."""
-    routes: dict[str, list[MinerRoute]] = {task.id: [] for task in catalog.enabled()}
-    for answer in answers:
-        if answer.response is None or answer.neuron.axon_url is None:
-            continue
-        for task_id, offer in answer.response.capacities.items():
-            task = catalog.get(task_id)
-            if task is None:
-                continue
-            volume = min(max(offer.volume, 0.0), task.max_capacity)
-            if volume <= 0 or offer.concurrency <= 0:
-                continue
-            routes[task_id].append(
-                MinerRoute(
-                    task=task_id,
-                    hotkey=answer.neuron.hotkey,
-                    uid=answer.neuron.uid,
-                    url=answer.neuron.axon_url,
-                    concurrency=offer.concurrency,
-                    volume=volume,
-                    period_start=period_start,
-                )
-            )
-    return routes

@@ -24,6 +24,10 @@ class MinerRoute(msgspec.Struct, frozen=True):
     period_start: float
     # Latest quality from the checker (1.0 until there is evidence).
     quality: float = 1.0
+    # The period the contender belongs to: pass it with every counter update
+    # (``scoring.counters``), so a late outcome never lands on the next period's contender.
+    period_id: int = 0
+    period_end: float = 0.0
 
 
 _ROUTES = msgspec.json.Decoder(list[MinerRoute])

@@ -1,85 +1,260 @@
 """`sn19 scoring`: the validator loop's process (composition root: ``run(settings)``).
 
-Each period it reads the metagraph, asks every serving miner for its capacity and publishes the
-routing table the gateways read. A chain or miner that cannot be reached is logged and retried
-with backoff; the loop never dies of it.
+Any number of these processes may run against the same Postgres and Redis; one leads (a Redis
+lock, ``scoring.leader``), the others stand by and take over within seconds when it dies. The
+leader runs, concurrently:
+
+- the period loop (``scoring.periods``): continue the open period or open the next one (metagraph
+  sync, capacities, contenders, closing the last period with its scores), publish the routes,
+  re-publish them every ``scoring.routes_refresh_s``, and run the synthetic schedule when a
+  sender is given (``scoring.scheduler``);
+- the metagraph sync every ``chain.sync_interval_s`` (``scoring.sync``);
+- the weight setter on the chain's cadence (``scoring.weightsetter``);
+- pruning of rows older than ``scoring.retention_days``.
+
+A chain that cannot be reached is logged and retried with backoff; it never ends the process.
+Losing the lock cancels all of it at once.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 
-from core.chain import Chain, ChainUnavailable, chain_from_settings
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
+
+from core.chain import Chain, chain_from_settings
+from core.db import Database
 from core.miners.client import AiohttpMinerClient, MinerClient
 from core.redis import create_redis
 from core.settings import Settings
 from core.wallet import load_signer
 from protocol.catalog import Catalog, resolve_catalog
-from scoring.discovery import fetch_capacities, routes_from_answers
+from protocol.config import ConfigError
+from scoring import store
+from scoring.backoff import Backoff, sleep_or_stop
+from scoring.contenders import PeriodView
+from scoring.counters import ContenderCounters
+from scoring.leader import LeaderLock, Leadership, instance_token
+from scoring.periods import PeriodManager
 from scoring.routes import RouteStore
+from scoring.scheduler import SlotClaims, SyntheticScheduler, SyntheticSender
+from scoring.sync import MetagraphSync
+from scoring.synthetic import SeedRange, SyntheticFactory
+from scoring.weightsetter import WeightSetter
 
 log = logging.getLogger(__name__)
 
+PRUNE_EVERY_S = 3600.0
+RESTART_DELAY_S = 5.0
 
-async def refresh_routes(
-    *,
-    chain: Chain,
-    client: MinerClient,
-    store: RouteStore,
-    catalog: Catalog,
-    self_hotkey: str,
+
+def counter_ttl(settings: Settings) -> float:
+    """Counters outlive their period long enough to be flushed at its close."""
+    return 3 * settings.scoring.period_s + 600
+
+
+class ScoringLoop:
+    """What the leader runs (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        db: Database,
+        chain: Chain,
+        periods: PeriodManager,
+        sync: MetagraphSync,
+        weights: WeightSetter,
+        claims: SlotClaims,
+        catalog: Catalog,
+        self_hotkey: str,
+        sender: SyntheticSender | None = None,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.chain = chain
+        self.periods = periods
+        self.sync = sync
+        self.weights = weights
+        self.claims = claims
+        self.catalog = catalog
+        self.self_hotkey = self_hotkey
+        self.sender = sender
+
+    async def lead(self, stop: asyncio.Event) -> None:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self.period_loop(stop))
+            group.create_task(self.sync_loop(stop))
+            group.create_task(self.weights.run(stop))
+            group.create_task(self.prune_loop(stop))
+
+    async def sync_loop(self, stop: asyncio.Event) -> None:
+        # Each period start syncs too; this keeps nodes fresh between starts.
+        interval = self.settings.chain.sync_interval_s
+        while not await sleep_or_stop(stop, interval):
+            await self.sync.sync(stop)
+
+    async def prune_loop(self, stop: asyncio.Event) -> None:
+        retention = self.settings.scoring.retention_days * 86400
+        while not await sleep_or_stop(stop, PRUNE_EVERY_S):
+            removed = await store.prune(self.db, older_than_s=retention)
+            if removed:
+                log.info("pruned %d rows older than %.1f days", removed, retention / 86400)
+
+    async def _scheduler(self) -> SyntheticScheduler | None:
+        if self.sender is None:
+            return None
+        metagraph = await self.sync.known()
+        me = metagraph.by_hotkey(self.self_hotkey) if metagraph is not None else None
+        if me is None:
+            log.warning("synthetic traffic paused: this validator has no uid (not registered)")
+            return None
+        return SyntheticScheduler(
+            claims=self.claims,
+            catalog=self.catalog,
+            factory=SyntheticFactory(SeedRange(me.uid)),
+            sender=self.sender,
+            jitter=self.settings.scoring.synthetic_jitter,
+        )
+
+    async def period_loop(self, stop: asyncio.Event) -> None:
+        seen: int | None = None
+        while not stop.is_set():
+            period = await self.periods.advance(stop)
+            if period is None:
+                return
+            counts = await self.periods.publish_routes(period)
+            if period.id != seen:
+                log.info("working in period %d; routes published: %s", period.id, counts)
+                seen = period.id
+            scheduler = await self._scheduler()
+            schedule = (
+                asyncio.ensure_future(scheduler.run(period, stop))
+                if scheduler is not None
+                else None
+            )
+            try:
+                await self._until_expired(period, stop)
+            finally:
+                if schedule is not None:
+                    schedule.cancel()
+                    await asyncio.gather(schedule, return_exceptions=True)
+
+    async def _until_expired(self, period: PeriodView, stop: asyncio.Event) -> None:
+        """Re-publish the routes every ``routes_refresh_s`` until the period has expired."""
+        refresh = self.settings.scoring.routes_refresh_s
+        retry = self.settings.scoring.empty_period_retry_s
+        while not stop.is_set():
+            now = time.time()
+            if self.periods.expired(period, now):
+                return
+            empty = not any(c.routable for c in period.contenders)
+            until = min(period.ends_at, period.started_at + retry) if empty else period.ends_at
+            if await sleep_or_stop(stop, min(refresh, max(until - now, 0.05))):
+                return
+            if not self.periods.expired(period, time.time()):
+                await self.periods.publish_routes(period)
+
+
+async def ensure_schema(settings: Settings) -> None:
+    """The embedded SQLite database is migrated here (nothing else runs migrations in `sn19
+    dev`); a PostgreSQL database must already be at the head revision (`sn19 db upgrade`)."""
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # its INFO lines start at import
+    from core.db.migrate import current_revision_async, head_revision, upgrade_async
+
+    url = settings.database_url
+    if url.startswith("sqlite"):
+        settings.data_path.mkdir(parents=True, exist_ok=True)
+        await upgrade_async(url)
+        log.info("database schema at %s", await current_revision_async(url))
+        return
+    current, head = await current_revision_async(url), await asyncio.to_thread(head_revision)
+    if current != head:
+        raise ConfigError(
+            f"the database is at revision {current}, this version expects {head}: "
+            "run `sn19 db upgrade` first"
+        )
+
+
+async def run(
     settings: Settings,
-) -> dict[str, int]:
-    """One discovery round; returns the number of routes per task."""
-    metagraph = await chain.metagraph()
-    answers = await fetch_capacities(
-        client,
-        metagraph,
-        catalog,
-        self_hotkey=self_hotkey,
-        period_s=settings.scoring.period_s,
-        timeout=settings.scoring.capacity_timeout_s,
-    )
-    routes = routes_from_answers(answers, catalog, period_start=time.time())
-    ttl = 2 * settings.scoring.period_s + 30
-    for task_id, task_routes in routes.items():
-        await store.publish(task_id, task_routes, ttl_s=ttl)
-    return {task_id: len(task_routes) for task_id, task_routes in routes.items()}
-
-
-async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
+    *,
+    stop: asyncio.Event | None = None,
+    sender: SyntheticSender | None = None,
+    client: MinerClient | None = None,
+) -> None:
     stop = stop or asyncio.Event()
     catalog = resolve_catalog(settings.catalog)
     signer = load_signer(settings)
     redis = create_redis(settings.redis.url, max_connections=settings.redis.max_connections)
     chain = chain_from_settings(settings, hotkey=signer.hotkey)
-    client = AiohttpMinerClient(signer, connect_timeout=settings.gateway.connect_timeout_s)
-    store = RouteStore(redis, prefix=settings.redis.key_prefix)
-    backoff = 1.0
-    log.info("scoring loop started as %s (period %.0fs)", signer.hotkey, settings.scoring.period_s)
+    miners = client or AiohttpMinerClient(
+        signer, connect_timeout=settings.gateway.connect_timeout_s
+    )
+    db = Database.from_url(settings.database_url, settings.database)
+    token = instance_token()
+    prefix = settings.redis.key_prefix
+
+    def backoff() -> Backoff:
+        return Backoff(initial_s=settings.chain.retry_initial_s, max_s=settings.chain.retry_max_s)
+
+    sync = MetagraphSync(db, chain, backoff=backoff())
+    counters = ContenderCounters(redis, prefix=prefix, ttl_s=counter_ttl(settings))
+    loop = ScoringLoop(
+        settings=settings,
+        db=db,
+        chain=chain,
+        periods=PeriodManager(
+            db=db,
+            sync=sync,
+            client=miners,
+            catalog=catalog,
+            counters=counters,
+            routes=RouteStore(redis, prefix=prefix),
+            settings=settings,
+            self_hotkey=signer.hotkey,
+            opened_by=token,
+            backoff=backoff(),
+        ),
+        sync=sync,
+        weights=WeightSetter(
+            db=db, chain=chain, catalog=catalog, settings=settings, backoff=backoff()
+        ),
+        claims=SlotClaims(redis, counters),
+        catalog=catalog,
+        self_hotkey=signer.hotkey,
+        sender=sender,
+    )
+    scoring = settings.scoring
+    leadership = Leadership(
+        LeaderLock(redis, f"{prefix}scoring:leader", ttl_s=scoring.leader_ttl_s, token=token),
+        poll_s=scoring.leader_poll_s,
+        ttl_s=scoring.leader_ttl_s,
+    )
+    log.info(
+        "scoring process %s started as %s (period %.0fs, chain %s)",
+        token,
+        signer.hotkey,
+        scoring.period_s,
+        settings.chain.network,
+    )
     try:
         while not stop.is_set():
             try:
-                counts = await refresh_routes(
-                    chain=chain,
-                    client=client,
-                    store=store,
-                    catalog=catalog,
-                    self_hotkey=signer.hotkey,
-                    settings=settings,
+                await leadership.lead(stop, lambda: loop.lead(stop))
+            except* (SQLAlchemyError, RedisError, OSError) as group:
+                log.error(
+                    "scoring loop failed (%s); restarting in %.0fs",
+                    "; ".join(str(exc) for exc in group.exceptions),
+                    RESTART_DELAY_S,
                 )
-                log.info("routes published: %s", counts)
-                wait = settings.scoring.period_s
-                backoff = 1.0
-            except ChainUnavailable as exc:
-                log.warning("chain unreachable, retrying in %.0fs: %s", backoff, exc)
-                wait, backoff = backoff, min(backoff * 2, 60.0)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=wait)
+                await sleep_or_stop(stop, RESTART_DELAY_S)
     finally:
-        await client.close()
+        if client is None:
+            await miners.close()
         await chain.close()
+        await db.dispose()
         await redis.aclose()

@@ -40,11 +40,23 @@ class WeightsResult(msgspec.Struct, frozen=True):
 
 
 class Chain(Protocol):
+    """Every method raises ``ChainUnavailable`` when the chain cannot be reached; a refusal by
+    the chain itself (rate limit, not registered) is a ``WeightsResult`` with success False."""
+
     netuid: int
 
     async def current_block(self) -> int: ...
 
     async def metagraph(self) -> Metagraph: ...
+
+    async def weights_rate_limit(self) -> int:
+        """Blocks the chain requires between two weight settings of one hotkey."""
+
+    async def last_weights_block(self) -> int | None:
+        """The block at which this validator's weights were last set (None: never)."""
+
+    async def weights_version(self) -> int:
+        """The smallest ``version_key`` the subnet accepts with weights."""
 
     async def set_weights(
         self, *, uids: list[int], weights: list[int], version_key: int

@@ -47,7 +47,7 @@ class LocalChain:
         self.hotkey = hotkey
         self.netuid = netuid
         self.block_time_s = block_time_s
-        self.weights_rate_limit = weights_rate_limit
+        self.weights_rate_limit_blocks = weights_rate_limit
         self.state_path = path.with_name(path.name + ".state")
         self.weights_path = path.with_name(path.name + ".weights.jsonl")
         self.down_path = path.with_name(path.name + ".down")
@@ -81,6 +81,19 @@ class LocalChain:
             netuid=self.netuid, block=await self.current_block(), neurons=tuple(neurons)
         )
 
+    async def weights_rate_limit(self) -> int:
+        self._check_up()
+        return self.weights_rate_limit_blocks
+
+    async def last_weights_block(self) -> int | None:
+        self._check_up()
+        mine = [record for record in self.weight_history() if record.hotkey == self.hotkey]
+        return mine[-1].block if mine else None
+
+    async def weights_version(self) -> int:
+        self._check_up()
+        return 0
+
     def weight_history(self) -> list[WeightRecord]:
         try:
             lines = self.weights_path.read_bytes().splitlines()
@@ -106,8 +119,8 @@ class LocalChain:
         if any(not 0 <= weight <= 65535 for weight in weights):
             return WeightsResult(False, "weights must be u16", block)
         last = [record for record in self.weight_history() if record.hotkey == self.hotkey]
-        if last and block - last[-1].block < self.weights_rate_limit:
-            wait = self.weights_rate_limit - (block - last[-1].block)
+        if last and block - last[-1].block < self.weights_rate_limit_blocks:
+            wait = self.weights_rate_limit_blocks - (block - last[-1].block)
             return WeightsResult(False, f"too soon to set weights: {wait} more blocks", block)
         record = WeightRecord(
             block=block,

@@ -9,7 +9,6 @@ from litestar.types import ASGIApp
 
 from miner_server.deps import Miner, SignedRequest, decode
 from miner_server.render import ENCODER
-from miner_server.responses import JSONBytes
 from protocol.miner import CapacityRequest
 
 _REQUEST = msgspec.json.Decoder(CapacityRequest)
@@ -18,4 +17,4 @@ _REQUEST = msgspec.json.Decoder(CapacityRequest)
 @post("/v1/capacity", status_code=200)
 async def capacity(miner: Miner, signed: SignedRequest) -> ASGIApp:
     request = decode(_REQUEST, signed.body)
-    return JSONBytes(ENCODER.encode(miner.capacity.offer(signed.caller, request)))
+    return miner.json(signed.caller, ENCODER.encode(miner.capacity.offer(signed.caller, request)))

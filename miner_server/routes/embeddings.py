@@ -10,7 +10,6 @@ from litestar.types import ASGIApp
 from miner_server.deps import Miner, SignedRequest, decode
 from miner_server.errors import InvalidRequest, engine_errors
 from miner_server.render import ENCODER
-from miner_server.responses import JSONBytes
 from miner_server.wire import EmbeddingBody, embedding_inputs
 from protocol.miner import MinerEmbedding, MinerEmbeddingList, MinerEmbeddingUsage
 from protocol.openai.embeddings import (
@@ -32,7 +31,7 @@ async def embeddings(miner: Miner, signed: SignedRequest) -> ASGIApp:
     limit = served.task.embedding.max_inputs
     if len(inputs) > limit:
         raise InvalidRequest(f"input: at most {limit} inputs per request.", param="input")
-    slot = served.limiter.acquire()
+    slot = served.limiter.acquire(signed.caller)
     try:
         with engine_errors(param="input"):
             result = await served.engine.embed(inputs, dimensions=body.dimensions)
@@ -48,7 +47,7 @@ async def embeddings(miner: Miner, signed: SignedRequest) -> ASGIApp:
             model=body.model,
             usage=EmbeddingUsage(prompt_tokens=tokens, total_tokens=tokens),
         )
-        return JSONBytes(ENCODER.encode(encoded))
+        return miner.json(signed.caller, ENCODER.encode(encoded))
     floats = MinerEmbeddingList(
         data=[
             MinerEmbedding(index=index, embedding=vector)
@@ -57,4 +56,4 @@ async def embeddings(miner: Miner, signed: SignedRequest) -> ASGIApp:
         model=body.model,
         usage=MinerEmbeddingUsage(prompt_tokens=tokens, total_tokens=tokens),
     )
-    return JSONBytes(ENCODER.encode(floats))
+    return miner.json(signed.caller, ENCODER.encode(floats))

@@ -20,11 +20,11 @@ from litestar import post
 from litestar.types import ASGIApp
 
 from inference.base import ImageEngine, ImageRequest
+from miner_server.auth import Caller
 from miner_server.deps import Miner, SignedRequest, decode
 from miner_server.errors import InvalidRequest, Unsupported, engine_errors
 from miner_server.render import ENCODER
-from miner_server.responses import JSONBytes
-from miner_server.state import Served
+from miner_server.state import MinerState, Served
 from protocol.catalog import ImageSpec, Task, parse_size
 from protocol.miner import MinerImage, MinerImageEditRequest, MinerImagesResponse
 from protocol.openai.images import ImageGenerationRequest
@@ -38,7 +38,7 @@ MAX_SEED = 2**32 - 1
 async def generate_images(miner: Miner, signed: SignedRequest) -> ASGIApp:
     body = decode(_GENERATION, signed.body)
     served = miner.image_task(body.model)
-    return await _run(served, image_request(body, served.task))
+    return await _run(miner, signed.caller, served, image_request(body, served.task))
 
 
 @post("/v1/images/edits", status_code=200)
@@ -60,7 +60,7 @@ async def edit_images(miner: Miner, signed: SignedRequest) -> ASGIApp:
         mask_image=mask,
         strength=request.strength if body.strength is None else body.strength,
     )
-    return await _run(served, request)
+    return await _run(miner, signed.caller, served, request)
 
 
 def image_request(body: ImageGenerationRequest | MinerImageEditRequest, task: Task) -> ImageRequest:
@@ -90,8 +90,10 @@ def image_request(body: ImageGenerationRequest | MinerImageEditRequest, task: Ta
     )
 
 
-async def _run(served: Served[ImageEngine], request: ImageRequest) -> ASGIApp:
-    slot = served.limiter.acquire()
+async def _run(
+    miner: MinerState, caller: Caller, served: Served[ImageEngine], request: ImageRequest
+) -> ASGIApp:
+    slot = served.limiter.acquire(caller)
     try:
         with engine_errors():
             images = await served.engine.generate(request)
@@ -103,7 +105,7 @@ async def _run(served: Served[ImageEngine], request: ImageRequest) -> ASGIApp:
         output_format=request.output_format,
         size=f"{request.width}x{request.height}",
     )
-    return JSONBytes(ENCODER.encode(response))
+    return miner.json(caller, ENCODER.encode(response))
 
 
 def _image_spec(task: Task) -> ImageSpec:

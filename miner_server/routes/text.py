@@ -20,12 +20,13 @@ from litestar import Request, post
 from litestar.types import ASGIApp
 
 from inference.base import EngineError, TextEngine, TextEvent
+from miner_server.auth import Caller
 from miner_server.deps import Miner, SignedRequest, decode
 from miner_server.errors import ClientClosed, MinerError, from_engine_error
 from miner_server.events import ClientGone, DisconnectWatch, EventBatches
 from miner_server.render import ChatRenderer, CompletionRenderer, Renderer
-from miner_server.responses import EventStream, JSONBytes
-from miner_server.state import Served
+from miner_server.responses import EventStream
+from miner_server.state import MinerState, Served
 from miner_server.textmap import TextCall, chat_call, completion_call
 from miner_server.wire import CompletionBody
 from protocol.miner import MinerChatRequest
@@ -45,7 +46,7 @@ async def chat_completions(
     served = miner.chat_task(body.model)
     call = chat_call(body, served.task, served.engine.count_prompt_tokens)
     renderer = ChatRenderer(call, f"chatcmpl-{os.urandom(12).hex()}", int(time.time()))
-    return await serve_text(request, served, call, renderer)
+    return await serve_text(request, miner, signed.caller, served, call, renderer)
 
 
 @post("/v1/completions", status_code=200)
@@ -56,16 +57,18 @@ async def completions(
     served = miner.chat_task(body.model)
     call = completion_call(body, served.task, served.engine.count_prompt_tokens)
     renderer = CompletionRenderer(call, f"cmpl-{os.urandom(12).hex()}", int(time.time()))
-    return await serve_text(request, served, call, renderer)
+    return await serve_text(request, miner, signed.caller, served, call, renderer)
 
 
 async def serve_text(
     request: Request[Any, Any, Any],
+    miner: MinerState,
+    caller: Caller,
     served: Served[TextEngine],
     call: TextCall,
     renderer: Renderer,
 ) -> ASGIApp:
-    slot = served.limiter.acquire()
+    slot = served.limiter.acquire(caller)
     try:
         batches = EventBatches(served.engine.generate(call.request))
     except BaseException:
@@ -85,7 +88,7 @@ async def serve_text(
             while batch := await batches.next():
                 events.extend(batch)
             prompt_tokens = served.engine.count_prompt_tokens(call.request)
-            return JSONBytes(renderer.response(events, prompt_tokens))
+            return miner.json(caller, renderer.response(events, prompt_tokens))
         first = await batches.next()
         streaming = True
     except Exception as exc:
@@ -93,7 +96,8 @@ async def serve_text(
     finally:
         if not streaming:
             cleanup()
-    return EventStream(_sse(first, batches, renderer, call, served.engine), cleanup)
+    stream = _sse(first, batches, renderer, call, served.engine)
+    return EventStream(stream, cleanup, miner.trailer(caller))
 
 
 async def _sse(

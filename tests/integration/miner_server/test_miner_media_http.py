@@ -162,4 +162,4 @@ async def test_embedding_input_shapes(media: Media) -> None:
     for bad in ([], [1, "a"], [["a"]], [-1], ["x"] * 257):
         async with media.client.post("/v1/embeddings", {"model": EMBED, "input": bad}) as response:
             assert response.status == 400, bad
-            assert (await response.json())["error"]["param"] == "input"
+            assert (await response.json())["error"]["param"].startswith("input")
