@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ledger": ("sn19.commands.ledger", "Verify the credit ledger."),
     "scores": ("sn19.commands.scores", "Show scores and explain weights."),
     "models": ("sn19.commands.models", "Prepare and inspect model files."),
+    "operators": ("sn19.commands.operators", "Manage dashboard operators (staff users)."),
     "config": ("sn19.commands.config", "Show the effective settings."),
 }
 

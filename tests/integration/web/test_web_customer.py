@@ -1,0 +1,203 @@
+"""What customers do in the dashboard: keys (secret shown once), usage by day and model,
+per-request records, the ledger, Stripe top-ups, prices and the quick-start."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+from litestar import Litestar
+
+from billing import Billing
+from billing.money import MICRO
+from core.db.base import utcnow
+from core.db.engine import Database
+from core.db.tables.billing import UsageRecord
+from core.settings import BillingSettings
+from protocol.catalog import Catalog
+from tests.integration.web.conftest import Clients, Users, signed_in
+from tests.integration.web.test_web_operator import secret_of
+from tests.support.dashboard import FormClient, build_app, key_works, spend, web_settings
+from tests.support.stripe_stub import StripeStub, event, payload_of, sign
+
+WEBHOOK_SECRET = "whsec_test_" + "d" * 24
+
+
+async def _customer(
+    billing: Billing, users: Users, clients: Clients, credits: int = 0
+) -> tuple[int, FormClient]:
+    account = await billing.accounts.create("customer co", email="co@example.com")
+    if credits:
+        await billing.accounts.grant(account.id, credits, actor="test", reason="start")
+    client = await signed_in(clients, await users("customer", account_id=account.id))
+    return account.id, client
+
+
+async def test_empty_states_say_what_to_do(
+    billing: Billing, users: Users, clients: Clients
+) -> None:
+    _, client = await _customer(billing, users, clients)
+    overview = await client.get("/dashboard/overview")
+    assert (
+        "You have no active API key" in overview.text and "Your balance is empty" in overview.text
+    )
+    assert "No data in this period" in overview.text
+    assert "No API keys yet" in (await client.get("/dashboard/keys")).text
+    assert "No requests in the last 30 days" in (await client.get("/dashboard/usage")).text
+    assert "No requests yet" in (await client.get("/dashboard/usage/requests")).text
+    assert "Card top-ups are not enabled" in (await client.get("/dashboard/billing")).text
+    missing = await client.get("/dashboard/no-such-page")
+    assert (
+        missing.status_code == 404
+        and "Page not found" in missing.text
+        and "/dashboard/" in missing.text
+    )
+
+
+async def test_keys_and_rotation(billing: Billing, users: Users, clients: Clients) -> None:
+    account_id, client = await _customer(billing, users, clients)
+    created = await client.post_form(
+        "/dashboard/keys", {"name": "laptop", "rpm": "1", "tpm": "1", "monthly_cap": "3"}
+    )
+    assert created.status_code == 201 and "shown only once" in created.text
+    secret = secret_of(created.text)
+    [key] = await billing.keys.list_keys(account_id)
+    # Customers cannot set the validator's rate limits: the defaults stay.
+    assert key.rpm_limit == BillingSettings().default_rpm and key.monthly_spend_cap == 3 * MICRO
+    listing = await client.get("/dashboard/keys")
+    assert secret not in listing.text and key.display in listing.text
+    rotated = await client.post_form(f"/dashboard/keys/{key.id}/rotate")
+    new_secret = secret_of(rotated.text)
+    assert "The previous secret of this key has stopped working" in rotated.text
+    assert not await key_works(billing, secret) and await key_works(billing, new_secret)
+    assert (await client.post_form(f"/dashboard/keys/{key.id}/revoke")).status_code == 303
+    assert not await key_works(billing, new_secret)
+    assert "revoked" in (await client.get(f"/dashboard/keys/{key.id}")).text
+
+
+async def test_usage_and_balance_after_requests(
+    billing: Billing, users: Users, clients: Clients, dev_catalog: Catalog
+) -> None:
+    account_id, client = await _customer(billing, users, clients, credits=5 * MICRO)
+    secret = (await billing.keys.create(account_id, "k")).secret
+    costs = [
+        await spend(billing, dev_catalog, secret, input_tokens=100, output_tokens=50)
+        for _ in range(3)
+    ]
+    costs.append(await spend(billing, dev_catalog, secret, status="upstream_error"))
+    usage = await client.get("/dashboard/usage")
+    assert re.search(r'id="requests">4<', usage.text), usage.text
+    assert "sn19-tiny-chat" in usage.text and "<svg" in usage.text
+    balance = await billing.accounts.balance(account_id)
+    assert balance.available == 5 * MICRO - sum(costs)
+    page = await client.get("/dashboard/billing")
+    assert "hold" in page.text and "settle" in page.text
+    requests = await client.get("/dashboard/usage/requests")
+    assert requests.text.count("req-") == 4 and "upstream_error" in requests.text
+
+
+async def test_keyset_pages(db: Database, billing: Billing, users: Users, clients: Clients) -> None:
+    account_id, client = await _customer(billing, users, clients)
+    key = (await billing.keys.create(account_id, "bulk")).key
+    now = utcnow()
+    async with db.transaction() as session:
+        session.add_all(
+            UsageRecord(
+                account_id=account_id,
+                key_id=key.id,
+                request_id=f"bulk-{i:04d}",
+                task="sn19-tiny-chat",
+                kind="chat",
+                status="ok",
+                created_at=now - timedelta(seconds=i),
+            )
+            for i in range(120)
+        )
+    seen: list[str] = []
+    url = "/dashboard/usage/requests"
+    for _ in range(5):
+        page = await client.get(url)
+        seen += re.findall(r"bulk-\d{4}", page.text)
+        older = re.search(r'href="(/dashboard/usage/requests\?before=\d+)"', page.text)
+        if older is None:
+            break
+        url = older.group(1)
+    assert len(seen) == 120 and len(set(seen)) == 120
+    assert seen == sorted(seen, reverse=True)  # newest (highest id) first
+
+
+async def test_prices_and_quick_start(billing: Billing, users: Users, clients: Clients) -> None:
+    _, client = await _customer(billing, users, clients)
+    docs = await client.get("/dashboard/docs")
+    assert 'base_url="http://testserver/v1"' in docs.text and "sn19-tiny-chat" in docs.text
+    assert "curl http://testserver/v1/chat/completions" in docs.text
+
+
+@pytest.fixture
+async def stub() -> AsyncIterator[StripeStub]:
+    server = StripeStub()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+async def test_stripe_top_up(
+    db: Database, dev_catalog: Catalog, users: Users, stub: StripeStub
+) -> None:
+    settings = web_settings(
+        billing={
+            "stripe_api_key": "sk_test_dashboard",
+            "stripe_webhook_secret": WEBHOOK_SECRET,
+            "stripe_api_base": stub.url,
+        },
+        gateway={"public_url": "https://validator.example"},
+    )
+    billing = Billing.create(settings, dev_catalog, db, None)
+    app: Litestar = build_app(settings, db, billing, dev_catalog)
+    account = await billing.accounts.create("payer", email="payer@example.com")
+    client = FormClient(app)
+    try:
+        await client.login((await users("customer", account_id=account.id)).email)
+        out_of_range = await client.post_form("/dashboard/billing/checkout", {"credits": "1"})
+        assert out_of_range.status_code == 400 and "between 5 and 10,000" in out_of_range.text
+        started = await client.post_form("/dashboard/billing/checkout", {"credits": "12"})
+        assert started.status_code == 303
+        assert started.headers["location"].startswith("https://checkout.stripe.test/c/pay/cs_test_")
+        [sent] = stub.requests
+        assert sent["success_url"] == "https://validator.example/dashboard/billing?checkout=success"
+        assert sent["metadata[account_id]"] == str(account.id)
+        session_id = started.headers["location"].rsplit("/", 1)[1]
+        paid = event(
+            "checkout.session.completed",
+            {
+                "id": session_id,
+                "object": "checkout.session",
+                "amount_total": 1200,
+                "currency": "usd",
+                "payment_status": "paid",
+                "payment_intent": f"pi_{session_id}",
+                "client_reference_id": str(account.id),
+                "metadata": {"account_id": str(account.id), "credits": str(12 * MICRO)},
+            },
+        )
+        payload = payload_of(paid)
+        forged = await client.http.post(
+            "/v1/billing/stripe/webhook",
+            content=payload,
+            headers={"stripe-signature": sign(payload, "whsec_wrong")},
+        )
+        assert forged.status_code == 400
+        delivered = await client.http.post(
+            "/v1/billing/stripe/webhook",
+            content=payload,
+            headers={"stripe-signature": sign(payload, WEBHOOK_SECRET)},
+        )
+        assert delivered.status_code == 200
+        back = await client.get("/dashboard/billing?checkout=success")
+        assert "Payment received" in back.text
+        assert re.search(r'id="balance">12\.00<', back.text), back.text
+        assert "topup" in back.text
+    finally:
+        await client.aclose()

@@ -1,0 +1,166 @@
+"""The dashboard's composition root: ``create_dashboard(...)`` -> a Litestar app of its own
+(templates, static files, session middleware, CSRF check, HTML error pages), meant to be
+mounted by the gateway under ``/dashboard``::
+
+    dashboard = create_dashboard(settings, db=db, billing=billing, redis=redis, catalog=catalog)
+    app = Litestar(route_handlers=[..., mount_dashboard(dashboard)])
+
+A mounted app gets no lifespan events, so the dashboard owns no resources: it uses the
+mounting app's database, billing, Redis and catalog, given directly or as ``Late(factory)``
+when the mounting app creates them in its lifespan.
+
+Every form post must carry the page's CSRF token (``csrf_token``), derived from the session
+cookie (or, before sign-in, from a pre-sign-in cookie); posts from another site
+(``Sec-Fetch-Site: cross-site``) are refused too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Litestar, Request
+from litestar.di import Provide
+from litestar.handlers.asgi_handlers import ASGIRouteHandler, asgi
+from litestar.middleware.base import DefineMiddleware
+from litestar.static_files import create_static_files_router
+from litestar.template.config import TemplateConfig
+from litestar.types import Receive, Scope, Send
+from redis.asyncio import Redis
+
+from billing import Billing
+from core.db.engine import Database
+from core.settings import Settings
+from protocol.catalog import Catalog
+from web.auth import PRE_COOKIE, SessionMiddleware, require, signed_in
+from web.controllers import admin, admin_keys, admin_site, customer, customer_usage, public
+from web.errors import CsrfRejected, error_handler
+from web.render import STATIC, template_engine
+from web.sessions import SignedIn
+from web.state import Dashboard, DashboardHolder, Late
+from web.tokens import csrf_matches
+
+MOUNT_PATH = "/dashboard"
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Upper bound of a dashboard form post (the largest is a key's model allowlist).
+MAX_FORM_BYTES = 64 * 1024
+
+ROUTES = [
+    public.root,
+    public.login_form,
+    public.login,
+    public.logout,
+    public.signup_form,
+    public.signup,
+    public.invitation_form,
+    public.accept_invitation,
+    customer.overview,
+    customer.keys,
+    customer.create_key,
+    customer.key_detail,
+    customer.update_key,
+    customer.rotate_key,
+    customer.revoke_key,
+    customer_usage.usage,
+    customer_usage.requests,
+    customer_usage.billing,
+    customer_usage.checkout,
+    customer_usage.docs,
+    admin.admin_overview,
+    admin.accounts,
+    admin.create_account,
+    admin.account_detail,
+    admin.account_status,
+    admin.grant,
+    admin_keys.create_key,
+    admin_keys.key_detail,
+    admin_keys.update_key,
+    admin_keys.rotate_key,
+    admin_keys.revoke_key,
+    admin_keys.invite_customer,
+    admin_site.prices,
+    admin_site.set_price,
+    admin_site.reset_price,
+    admin_site.users,
+    admin_site.invite_staff,
+    admin_site.set_user_state,
+    admin_site.revoke_invitation,
+    admin_site.audit,
+    admin_site.settings_page,
+    admin_site.save_settings,
+]
+
+
+async def check_csrf(request: Request[Any, Any, Any]) -> None:
+    """Every unsafe request needs the token of the form the dashboard rendered for this
+    browser (bound to its session cookie, or to its pre-sign-in cookie)."""
+    if request.method in _SAFE_METHODS:
+        return
+    if request.headers.get("sec-fetch-site") == "cross-site":
+        raise CsrfRejected("Cross-site form posts are refused.")
+    form = await request.form()
+    sent = form.get("csrf_token")
+    found = signed_in(request)
+    cookie_token = found.token if found is not None else request.cookies.get(PRE_COOKIE)
+    if not csrf_matches(cookie_token, sent if isinstance(sent, str) else None):
+        raise CsrfRejected("The form's security token is missing or wrong.")
+
+
+def create_dashboard(
+    settings: Settings,
+    *,
+    db: Database | Late[Database],
+    billing: Billing | Late[Billing],
+    redis: Redis | Late[Redis | None] | None,
+    catalog: Catalog | Late[Catalog],
+    base_url: str = "",
+    mount_path: str = MOUNT_PATH,
+) -> Litestar:
+    """The dashboard app. ``base_url``: the API base URL shown in quick-starts (default
+    ``web.api_base_url``, else ``<gateway.public_url>/v1``, else the request's host + ``/v1``).
+    ``mount_path``: where the mounting app serves it (links, redirects and cookie paths)."""
+    mount = "/" + mount_path.strip("/") if mount_path.strip("/") else ""
+    holder = DashboardHolder(
+        settings,
+        db=db,
+        billing=billing,
+        redis=redis,
+        catalog=catalog,
+        mount_path=mount,
+        api_base_url=base_url or settings.web.api_base_url,
+    )
+
+    def provide_dashboard() -> Dashboard:
+        return holder.get()
+
+    def provide_me(request: Request[Any, Any, Any]) -> SignedIn:
+        return require(request)
+
+    return Litestar(
+        route_handlers=[
+            *ROUTES,
+            create_static_files_router(
+                path="/static", directories=[STATIC], name="static", include_in_schema=False
+            ),
+        ],
+        dependencies={
+            "dash": Provide(provide_dashboard, sync_to_thread=False),
+            "me": Provide(provide_me, sync_to_thread=False),
+        },
+        middleware=[DefineMiddleware(SessionMiddleware, holder=holder)],
+        before_request=check_csrf,
+        template_config=TemplateConfig(instance=template_engine()),
+        exception_handlers={Exception: error_handler(holder)},
+        request_max_body_size=MAX_FORM_BYTES,
+        openapi_config=None,
+        logging_config=None,
+        debug=False,
+    )
+
+
+def mount_dashboard(dashboard: Litestar, path: str = MOUNT_PATH) -> ASGIRouteHandler:
+    """A route handler serving ``dashboard`` under ``path`` in another Litestar app."""
+
+    async def serve(scope: Scope, receive: Receive, send: Send) -> None:
+        await dashboard(scope, receive, send)
+
+    return asgi(path, is_mount=True, copy_scope=True)(serve)

@@ -1,0 +1,1 @@
+"""The dashboard's route handlers, one module per area (public, customer, operator)."""

@@ -1,0 +1,178 @@
+"""Customer pages, part 2: usage (daily aggregates and per-request records), billing (balance,
+Stripe top-up, ledger) and the prices with a quick-start."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import get, post
+from litestar.response import Redirect, Template
+
+from billing.schemas import CheckoutRequest
+from core.errors import InvalidRequest
+from web.auth import customers_only
+from web.charts import bar_chart, line_chart
+from web.controllers.common import (
+    RANGES,
+    Req,
+    api_base,
+    ip_of,
+    positive_id,
+    range_days,
+    sample_model,
+    today,
+)
+from web.forms import FormError, whole
+from web.render import credits_axis, page
+from web.reports import DayTotals, Totals, day_range
+from web.sessions import SignedIn
+from web.state import Dashboard
+
+PAGE = 50
+
+
+def _account(me: SignedIn) -> int:
+    assert me.user.account_id is not None  # customers_only guarantees it
+    return me.user.account_id
+
+
+def usage_charts(daily: list[DayTotals], days: int) -> dict[str, Any]:
+    """The three usage charts (shared with the operator's account page)."""
+    labels = [d.day.isoformat() for d in daily]
+    return {
+        "cost_chart": bar_chart(
+            f"Credits spent per day, last {days} days",
+            list(zip(labels, [d.totals.cost for d in daily], strict=True)),
+            credits_axis,
+        ),
+        "requests_chart": bar_chart(
+            f"Requests per day, last {days} days",
+            list(zip(labels, [d.totals.requests for d in daily], strict=True)),
+        ),
+        "tokens_chart": line_chart(
+            f"Tokens per day, last {days} days",
+            list(zip(labels, [d.totals.tokens for d in daily], strict=True)),
+        ),
+    }
+
+
+@get("/usage", guards=[customers_only])
+async def usage(request: Req, dash: Dashboard, me: SignedIn) -> Template:
+    account_id = _account(me)
+    days = range_days(request)
+    start, end = day_range(days, today())
+    daily, by_model = await dash.reports.daily_by_model(start, end, account_id=account_id)
+    cursor = request.query_params.get("cursor") or None
+    rows, next_cursor = await dash.billing.usage.by_day(
+        account_id, start=start, end=end, limit=PAGE, cursor=cursor
+    )
+    return page(
+        request,
+        dash,
+        "customer/usage.html",
+        active="usage",
+        title="Usage",
+        days=days,
+        ranges=RANGES,
+        totals=Totals.add_up(d.totals for d in daily),
+        by_model=by_model,
+        rows=rows,
+        next_cursor=next_cursor,
+        paged=cursor is not None,
+        **usage_charts(daily, days),
+    )
+
+
+@get("/usage/requests", guards=[customers_only])
+async def requests(request: Req, dash: Dashboard, me: SignedIn) -> Template:
+    account_id = _account(me)
+    before = positive_id(request, "before")
+    rows = await dash.billing.usage.requests(account_id, limit=PAGE + 1, before_id=before)
+    names = {k.id: k.name for k in await dash.billing.keys.list_keys(account_id)}
+    return page(
+        request,
+        dash,
+        "customer/requests.html",
+        active="usage",
+        title="Requests",
+        rows=rows[:PAGE],
+        names=names,
+        older=rows[PAGE - 1].id if len(rows) > PAGE else None,
+        paged=before is not None,
+    )
+
+
+async def _billing_page(
+    request: Req, dash: Dashboard, me: SignedIn, *, status: int = 200, error: str = ""
+) -> Template:
+    account_id = _account(me)
+    before = positive_id(request, "before")
+    entries = await dash.billing.accounts.ledger_entries(
+        account_id, limit=PAGE + 1, before_id=before
+    )
+    cfg = dash.settings.billing
+    checkout = request.query_params.get("checkout", "")
+    return page(
+        request,
+        dash,
+        "customer/billing.html",
+        status=status,
+        active="billing",
+        title="Billing",
+        account=await dash.billing.accounts.get(account_id),
+        balance=await dash.billing.accounts.balance(account_id),
+        entries=entries[:PAGE],
+        older=entries[PAGE - 1].id if len(entries) > PAGE else None,
+        paged=before is not None,
+        topup=dash.billing.stripe is not None,
+        min_credits=cfg.checkout_min_credits,
+        max_credits=cfg.checkout_max_credits,
+        unit_price=f"{cfg.credit_price_cents / 100:.2f} {cfg.currency.upper()}",
+        checkout=checkout if checkout in ("success", "cancel") else "",
+        error=error,
+    )
+
+
+@get("/billing", guards=[customers_only])
+async def billing(request: Req, dash: Dashboard, me: SignedIn) -> Template:
+    return await _billing_page(request, dash, me)
+
+
+@post("/billing/checkout", guards=[customers_only])
+async def checkout(request: Req, dash: Dashboard, me: SignedIn) -> Template | Redirect:
+    """Start a Stripe Checkout for whole credits and send the browser there."""
+    form = await request.form()
+    cfg = dash.settings.billing
+    try:
+        amount = whole(
+            form, "credits", minimum=cfg.checkout_min_credits, maximum=cfg.checkout_max_credits
+        )
+        if amount is None:
+            raise FormError("credits", "Enter how many credits to buy.")
+        session = await dash.billing.api.checkout(_account(me), CheckoutRequest(credits=amount))
+    except (FormError, InvalidRequest) as exc:
+        message = exc.message if isinstance(exc, FormError | InvalidRequest) else str(exc)
+        return await _billing_page(request, dash, me, status=400, error=message)
+    await dash.audit.record(
+        me.user,
+        "checkout.create",
+        account_id=_account(me),
+        target=f"checkout:{session.id}",
+        detail=f"credits={amount}",
+        ip=ip_of(request, dash),
+    )
+    return Redirect(path=session.url, status_code=303)
+
+
+@get("/docs", guards=[customers_only])
+async def docs(request: Req, dash: Dashboard, me: SignedIn) -> Template:
+    return page(
+        request,
+        dash,
+        "customer/docs.html",
+        active="docs",
+        title="Prices & quick start",
+        prices=await dash.billing.prices.listing(),
+        base_url=api_base(request, dash),
+        model=sample_model(dash),
+    )

@@ -1,0 +1,196 @@
+"""Pages: the Jinja environment (autoescaped), the filters, the navigation and ``page()``, which
+renders a template with what every page needs (the user, the CSRF token, links under the mount).
+
+Links are built with ``url("/keys")`` in templates (``Dashboard.url`` in code), never as
+absolute strings, so the dashboard works under whatever path it is mounted at.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import date, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from litestar import Request
+from litestar.datastructures import Cookie
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.response import Redirect, Template
+
+from billing import MICRO
+from web.auth import PRE_COOKIE, cookie, signed_in
+from web.charts import compact
+from web.state import Dashboard
+from web.tokens import csrf_token, new_token
+
+HERE = Path(__file__).parent
+TEMPLATES = HERE / "templates"
+STATIC = HERE / "static"
+_CSRF = "sn19_web_csrf"
+
+
+@dataclass(frozen=True)
+class NavItem:
+    key: str
+    label: str
+    # None: planned, not built yet (shown disabled).
+    path: str | None
+
+
+CUSTOMER_NAV = (
+    NavItem("overview", "Overview", "/overview"),
+    NavItem("keys", "API keys", "/keys"),
+    NavItem("usage", "Usage", "/usage"),
+    NavItem("billing", "Billing", "/billing"),
+    NavItem("docs", "Prices & quick start", "/docs"),
+)
+STAFF_NAV = (
+    NavItem("admin", "Overview", "/admin"),
+    NavItem("accounts", "Accounts", "/admin/accounts"),
+    NavItem("prices", "Prices", "/admin/prices"),
+    NavItem("users", "Users", "/admin/users"),
+    NavItem("audit", "Audit log", "/admin/audit"),
+    NavItem("settings", "Settings", "/admin/settings"),
+    # Phase 2, once scoring's read API exists: every miner, the checker queue, chain status.
+    NavItem("miners", "Miners", None),
+    NavItem("checker", "Checker", None),
+    NavItem("chain", "Chain", None),
+)
+
+# Fixed notices shown after a redirect (``?done=<code>``): no user text ever reaches the page.
+NOTICES = {
+    "signed_out": "You are signed out.",
+    "account_created": "Account created.",
+    "account_updated": "Account status changed.",
+    "credits_granted": "Credits added to the ledger.",
+    "key_updated": "Key settings saved.",
+    "key_revoked": "Key revoked. Requests with it are refused from now on.",
+    "price_saved": "Price saved. Gateways use it within a minute.",
+    "price_reset": "Price reset to the catalog default.",
+    "user_updated": "User updated.",
+    "invitation_revoked": "Invitation withdrawn.",
+    "settings_saved": "Settings saved.",
+    "welcome": "Welcome! Create an API key to start.",
+}
+
+
+def credits_text(micro: int | None, places: int = 6) -> str:
+    """Micro-credits as credits, thousands separated, trailing zeros trimmed (at least 2)."""
+    if micro is None:
+        return "—"
+    sign = "-" if micro < 0 else ""
+    whole, frac = divmod(abs(int(micro)), MICRO)
+    decimals = f"{frac:06d}"[:places].rstrip("0").ljust(2, "0")
+    return f"{sign}{whole:,}.{decimals}"
+
+
+def credits_axis(micro: float) -> str:
+    """Chart labels: micro-credits as compact credits (``0.0042``, ``12.5``, ``1.2k``)."""
+    return compact(micro / MICRO)
+
+
+def number(value: int | float | None) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    return f"{value:,}"
+
+
+def when(value: datetime | date | None) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M UTC")
+    return value.isoformat()
+
+
+def percent(value: float) -> str:
+    return f"{value * 100:.1f}%"
+
+
+@cache
+def _asset_version(name: str) -> str:
+    return hashlib.sha256((STATIC / name).read_bytes()).hexdigest()[:10]
+
+
+def template_engine() -> JinjaTemplateEngine:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(["html", "svg"], default_for_string=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(credits=credits_text, num=number, when=when, percent=percent)
+    return JinjaTemplateEngine.from_environment(env)
+
+
+def csrf_for(request: Request[Any, Any, Any], dash: Dashboard) -> tuple[str, Cookie | None]:
+    """The form token of this request, and the pre-sign-in cookie to set (if it needs one)."""
+    state: dict[str, Any] = request.scope.setdefault("state", {})
+    if (known := state.get(_CSRF)) is not None:
+        return known, None
+    found = signed_in(request)
+    new_cookie = None
+    if found is not None:
+        secret = found.token
+    else:
+        secret = request.cookies.get(PRE_COOKIE) or ""
+        if not secret:
+            secret = new_token()
+            new_cookie = cookie(dash, request, PRE_COOKIE, secret, max_age=None)
+    state[_CSRF] = token = csrf_token(secret)
+    return token, new_cookie
+
+
+def page(
+    request: Request[Any, Any, Any],
+    dash: Dashboard,
+    template: str,
+    *,
+    status: int = 200,
+    active: str = "",
+    title: str = "",
+    cookies: list[Cookie] | None = None,
+    **context: Any,
+) -> Template:
+    found = signed_in(request)
+    user = found.user if found is not None else None
+    token, pre_cookie = csrf_for(request, dash)
+    nav: tuple[NavItem, ...] = ()
+    if user is not None:
+        nav = STAFF_NAV if user.is_staff else CUSTOMER_NAV
+    done = request.query_params.get("done", "")
+    all_cookies = list(cookies or [])
+    if pre_cookie is not None:
+        all_cookies.append(pre_cookie)
+    return Template(
+        template_name=template,
+        status_code=status,
+        cookies=all_cookies,
+        context={
+            "user": user,
+            "nav": nav,
+            "active": active,
+            "title": title,
+            "csrf": token,
+            "notice": NOTICES.get(done, ""),
+            "url": dash.url,
+            "static": lambda name: f"{dash.url('/static/' + name)}?v={_asset_version(name)}",
+            **context,
+        },
+    )
+
+
+def redirect(
+    dash: Dashboard, path: str, *, done: str = "", cookies: list[Cookie] | None = None
+) -> Redirect:
+    """303 to a dashboard path (``done`` names a fixed notice for the next page)."""
+    target = dash.url(path)
+    if done:
+        target += ("&" if "?" in target else "?") + f"done={done}"
+    return Redirect(path=target, status_code=303, cookies=cookies or [])
