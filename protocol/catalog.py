@@ -88,17 +88,33 @@ class EmbeddingSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 
 class CheckSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    """The checker's settings for a task (SPEC §5)."""
+    """The checker's settings for a task (SPEC §5; the statistics are in docs/checker.md)."""
 
     enabled: bool = True
     # Text: reported-logprob agreement (mean |p_ref - p_miner|) mapped 1.0 at or below the
     # first bound, 0.5 at the second, 0 beyond.
     logprob_full_credit: NonNegative = 0.125
     logprob_half_credit: NonNegative = 0.25
-    # Text: the likelihood z-score below which a completion was not sampled from the model.
-    likelihood_z_bound: float = -6.0
+    # Text: the likelihood test's false-accusation bound per job: an honest sample fails with
+    # probability at most this, at any temperature, top_p, length and vocabulary (an exact
+    # likelihood-ratio bound, not a normal approximation).
+    likelihood_alpha: Annotated[float, Meta(gt=0, lt=1)] = 1e-3
+    # Text: the sequential "greedy instead of sampling" detector accumulates evidence over a
+    # miner's jobs and alarms at 1/alpha; an honest miner sees a false alarm once per at least
+    # 1/alpha jobs on average. 0 turns it off.
+    sequential_alpha: Annotated[float, Meta(ge=0, lt=1)] = 1e-4
+    # Text, temperature 0: a token may trail the reference argmax by this many nats (raw
+    # logprob) and still count as a numerical tie.
+    greedy_tolerance: NonNegative = 0.05
+    # Text, top_p < 1: a token still counts as inside the nucleus when the reference mass of
+    # clearly more likely tokens (more than 5% more probable) is below top_p + this.
+    top_p_tolerance: NonNegative = 0.02
     # Image: combined similarity at or above which the image scores 1.0 (else s²).
     image_similarity: NonNegative = 0.95
+    # Image: pixel fidelity (PSNR of the delivered pixels against the regenerated reference)
+    # counts fully from the first value (dB) and not at all at the second, linearly between.
+    image_psnr_full: Positive = 45.0
+    image_psnr_zero: Positive = 40.0
     # Embedding: cosine every vector must reach.
     embedding_cosine: NonNegative = 0.999
 

@@ -11,34 +11,33 @@ come back as ``b64_json`` only. Without a ``seed`` the miner draws one; image ``
 from __future__ import annotations
 
 import base64
-import binascii
-import random
 import time
 
 import msgspec
 from litestar import post
 from litestar.types import ASGIApp
 
+from inference import requests as mapping
 from inference.base import ImageEngine, ImageRequest
 from miner_server.auth import Caller
 from miner_server.deps import Miner, SignedRequest, decode
 from miner_server.errors import InvalidRequest, Unsupported, engine_errors
 from miner_server.render import ENCODER
 from miner_server.state import MinerState, Served
-from protocol.catalog import ImageSpec, Task, parse_size
+from miner_server.textmap import refusals
+from protocol.catalog import ImageSpec, Task
 from protocol.miner import MinerImage, MinerImageEditRequest, MinerImagesResponse
 from protocol.openai.images import ImageGenerationRequest
 
 _GENERATION = msgspec.json.Decoder(ImageGenerationRequest)
 _EDIT = msgspec.json.Decoder(MinerImageEditRequest)
-MAX_SEED = 2**32 - 1
 
 
 @post("/v1/images/generations", status_code=200)
 async def generate_images(miner: Miner, signed: SignedRequest) -> ASGIApp:
     body = decode(_GENERATION, signed.body)
     served = miner.image_task(body.model)
-    return await _run(miner, signed.caller, served, image_request(body, served.task))
+    return await _run(miner, signed.caller, served, _engine_request(body, served.task))
 
 
 @post("/v1/images/edits", status_code=200)
@@ -48,46 +47,17 @@ async def edit_images(miner: Miner, signed: SignedRequest) -> ASGIApp:
     spec = _image_spec(served.task)
     if not spec.edits:
         raise InvalidRequest(f"{served.task.id} does not take image edits.", param="model")
-    mask = None
-    if body.mask is not None:
-        if not (spec.inpainting and served.engine.supports_inpainting):
-            raise Unsupported("mask", f" for {served.task.id} (no inpainting)")
-        mask = _b64_image(body.mask, "mask")
-    request = image_request(body, served.task)
-    request = msgspec.structs.replace(
-        request,
-        init_image=_b64_image(body.image, "image"),
-        mask_image=mask,
-        strength=request.strength if body.strength is None else body.strength,
-    )
-    return await _run(miner, signed.caller, served, request)
+    if body.mask is not None and not (spec.inpainting and served.engine.supports_inpainting):
+        raise Unsupported("mask", f" for {served.task.id} (no inpainting)")
+    return await _run(miner, signed.caller, served, _engine_request(body, served.task))
 
 
-def image_request(body: ImageGenerationRequest | MinerImageEditRequest, task: Task) -> ImageRequest:
-    spec = _image_spec(task)
-    if body.response_format == "url":
-        raise Unsupported("response_format", " (`url`: images come back as `b64_json`)")
-    size = spec.default_size if body.size in (None, "auto") else body.size
-    if size not in spec.sizes:
-        raise InvalidRequest(f"size: one of {', '.join(spec.sizes)}.", param="size")
-    steps = spec.default_steps if body.steps is None else body.steps
-    if steps > spec.max_steps:
-        raise InvalidRequest(f"steps: at most {spec.max_steps}.", param="steps")
-    n = body.n or 1
-    if n > spec.max_n:
-        raise InvalidRequest(f"n: at most {spec.max_n} images per request.", param="n")
-    width, height = parse_size(size)
-    return ImageRequest(
-        prompt=body.prompt,
-        width=width,
-        height=height,
-        steps=steps,
-        seed=random.randint(0, MAX_SEED) if body.seed is None else body.seed,
-        n=n,
-        negative_prompt=body.negative_prompt or "",
-        guidance_scale=spec.guidance_scale if body.guidance_scale is None else body.guidance_scale,
-        output_format=body.output_format or "png",
-    )
+def _engine_request(
+    body: ImageGenerationRequest | MinerImageEditRequest, task: Task
+) -> ImageRequest:
+    """The shared mapping (``inference.requests``: the checker rebuilds the same request)."""
+    with refusals():
+        return mapping.image_request(body, _image_spec(task), random_seed=mapping.miner_random_seed)
 
 
 async def _run(
@@ -111,14 +81,3 @@ async def _run(
 def _image_spec(task: Task) -> ImageSpec:
     assert task.image is not None, "image tasks have an image section (checked by the catalog)"
     return task.image
-
-
-def _b64_image(data: str, param: str) -> bytes:
-    payload = data.partition(",")[2] if data.startswith("data:") else data
-    try:
-        decoded = base64.b64decode(payload, validate=True)
-    except (binascii.Error, ValueError):
-        raise InvalidRequest(f"{param}: not valid base64.", param=param) from None
-    if not decoded:
-        raise InvalidRequest(f"{param}: empty image.", param=param)
-    return decoded

@@ -1,0 +1,318 @@
+"""The text check (SPEC §5): chat and completions, streamed or not, from token ids only.
+
+Order (the first failing rule decides, cheapest first):
+
+1. shape: one choice per requested ``n``, token ids aligned with finite logprobs ≤ 0, at most
+   ``max_tokens`` tokens, every id inside the vocabulary;
+2. ending: no token after an end-of-sequence token; ``stop`` needs an EOS last or a stop string
+   completed by the last token; ``length`` needs exactly ``max_tokens`` tokens;
+3. the text the customer was sent equals the visible decoding of the token ids;
+4. one teacher-forced pass per choice over prompt + token ids gives the reference raw logprobs;
+5. temperature 0: every token is the reference argmax up to ``greedy_tolerance`` nats;
+   temperature > 0: every token is inside the top_p nucleus (up to ``top_p_tolerance``), and
+   the likelihood test (``checker.likelihood``) does not reject at ``likelihood_alpha``;
+6. the reported logprobs agree with the reference: mean |p_ref − p_miner| ≤ 0.125 → 1.0,
+   linearly to 0.5 at 0.25, 0 beyond (the task's ``logprob_*_credit``) — the quality.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from typing import TYPE_CHECKING, Any, Protocol
+
+from checker.likelihood import Likelihood, PositionStats, combine, position_stats
+from checker.outcome import CheckOutcome, failed, passed
+from core.checks import TextChoice, TextResponse
+from inference.base import EngineInputError, TextRequest
+from protocol.catalog import CheckSpec
+
+if TYPE_CHECKING:
+    import numpy
+    import torch
+
+# A reported logprob may exceed 0 by this much (float rounding of log(1)).
+LOGPROB_SLACK = 1e-4
+
+
+class TextReference(Protocol):
+    """What the text check needs of a reference engine (``TransformersTextEngine``)."""
+
+    @property
+    def vocab_size(self) -> int: ...
+
+    @property
+    def eos_token_ids(self) -> frozenset[int]: ...
+
+    @property
+    def tokenizer(self) -> Any: ...
+
+    def prompt_ids(self, request: TextRequest) -> list[int]: ...
+
+    async def score_async(
+        self, prompt_ids: list[int], completion_ids: list[int]
+    ) -> numpy.ndarray: ...
+
+
+async def check_text(
+    request: TextRequest, response: TextResponse, reference: TextReference, spec: CheckSpec
+) -> CheckOutcome:
+    choices = sorted(response.choices, key=lambda choice: choice.index)
+    work = float(sum(len(choice.token_ids) for choice in choices))
+    evidence: dict[str, Any] = {
+        "choices": len(choices),
+        "tokens": int(work),
+        "temperature": request.temperature,
+        "top_p": request.top_p,
+        "max_tokens": request.max_tokens,
+    }
+    problem = shape_failure(request, choices, reference.vocab_size)
+    if problem is None:
+        problem = ending_failure(request, choices, reference.eos_token_ids, reference.tokenizer)
+    if problem is None:
+        problem = text_failure(request, choices, reference.tokenizer)
+    if problem is not None:
+        code, reason = problem
+        return failed(code, reason, evidence, work=work)
+    try:
+        prompt = reference.prompt_ids(request)
+        scores = [await reference.score_async(prompt, list(c.token_ids)) for c in choices]
+    except EngineInputError as exc:
+        return failed("bad_request", f"the reference cannot score this request: {exc}", evidence)
+    eos = reference.eos_token_ids
+    outcome = await asyncio.to_thread(_judge, request, choices, scores, spec, evidence, eos)
+    outcome.work = work
+    return outcome
+
+
+# ---------------------------------------------------------------------------------------------
+# Rules before the forward pass.
+
+
+def shape_failure(
+    request: TextRequest, choices: list[TextChoice], vocab: int
+) -> tuple[str, str] | None:
+    if [choice.index for choice in choices] != list(range(request.n)):
+        indexes = [choice.index for choice in choices]
+        return "choices", f"{request.n} choices were asked for; got indexes {indexes[:16]}"
+    for choice in choices:
+        where = f"choice {choice.index}"
+        if len(choice.logprobs) != len(choice.token_ids):
+            return (
+                "bad_logprobs",
+                f"{where}: {len(choice.token_ids)} token ids but {len(choice.logprobs)} logprobs",
+            )
+        if len(choice.token_ids) > request.max_tokens:
+            return (
+                "too_many_tokens",
+                f"{where}: {len(choice.token_ids)} tokens for max_tokens={request.max_tokens}",
+            )
+        for position, token in enumerate(choice.token_ids):
+            if not 0 <= token < vocab:
+                return (
+                    "token_out_of_vocab",
+                    f"{where}: token {position} has id {token}, outside the vocabulary of {vocab}",
+                )
+        for position, value in enumerate(choice.logprobs):
+            if not math.isfinite(value) or value > LOGPROB_SLACK:
+                return "bad_logprobs", f"{where}: token {position} reported logprob {value}"
+    return None
+
+
+def ending_failure(
+    request: TextRequest, choices: list[TextChoice], eos: frozenset[int], tokenizer: Any
+) -> tuple[str, str] | None:
+    for choice in choices:
+        where = f"choice {choice.index}"
+        ids = choice.token_ids
+        for position, token in enumerate(ids[:-1]):
+            if token in eos:
+                return (
+                    "after_eos",
+                    f"{where}: generation continued after an end-of-sequence "
+                    f"token at position {position}",
+                )
+        ends_with_eos = bool(ids) and ids[-1] in eos
+        reason = choice.finish_reason
+        if reason == "stop":
+            if not ends_with_eos and not _stop_string_ends(ids, request.stop, tokenizer):
+                return (
+                    "stop_without_end",
+                    f"{where}: finish_reason 'stop' without an "
+                    "end-of-sequence token or a stop sequence completed by the last token",
+                )
+        elif reason == "length":
+            if ends_with_eos:
+                return (
+                    "finish_reason",
+                    f"{where}: finish_reason 'length' after an end-of-sequence token",
+                )
+            if len(ids) != request.max_tokens:
+                return (
+                    "truncated",
+                    f"{where}: finish_reason 'length' after {len(ids)} "
+                    f"tokens of max_tokens={request.max_tokens}",
+                )
+        else:
+            return "finish_reason", f"{where}: finish_reason {reason!r}"
+    return None
+
+
+def _decode(tokenizer: Any, ids: list[int]) -> str:
+    try:
+        return str(tokenizer.decode(ids, skip_special_tokens=True))
+    except (ValueError, TypeError, OverflowError, IndexError, KeyError):
+        return "\ufffd"
+
+
+def _stop_string_ends(ids: list[int], stops: tuple[str, ...], tokenizer: Any) -> bool:
+    if not ids or not stops:
+        return False
+    full = _decode(tokenizer, ids)
+    before = _decode(tokenizer, ids[:-1])
+    return any(stop and stop in full and stop not in before for stop in stops)
+
+
+def visible_text(ids: list[int], stops: tuple[str, ...], tokenizer: Any) -> str:
+    """What an engine shows for these tokens: the decoding without special tokens, cut before
+    the first stop sequence."""
+    text = _decode(tokenizer, ids)
+    cuts = [position for stop in stops if stop and (position := text.find(stop)) >= 0]
+    return text[: min(cuts)] if cuts else text
+
+
+def _normal(text: str) -> str:
+    return text.replace("\ufffd", "").strip()
+
+
+def text_failure(
+    request: TextRequest, choices: list[TextChoice], tokenizer: Any
+) -> tuple[str, str] | None:
+    for choice in choices:
+        expected = visible_text(list(choice.token_ids), request.stop, tokenizer)
+        if _normal(expected) != _normal(choice.text):
+            return (
+                "text_mismatch",
+                f"choice {choice.index}: the text sent to the customer "
+                f"({len(choice.text)} characters) is not the decoding of the token ids "
+                f"({len(expected)} characters)",
+            )
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Rules on the reference distributions (run in a worker thread).
+
+
+def _judge(
+    request: TextRequest,
+    choices: list[TextChoice],
+    scores: list[numpy.ndarray],
+    spec: CheckSpec,
+    evidence: dict[str, Any],
+    eos: frozenset[int],
+) -> CheckOutcome:
+    import torch
+
+    raws = [torch.from_numpy(score) for score in scores]
+    tokens = [torch.tensor(choice.token_ids, dtype=torch.long) for choice in choices]
+    mean_diff = agreement(raws, tokens, choices)
+    evidence["logprob_mean_abs_diff"] = mean_diff
+    if request.temperature <= 0.0:
+        problem = greedy_failure(raws, tokens, choices, spec.greedy_tolerance)
+        if problem is not None:
+            return failed("not_argmax", problem, evidence)
+        sequential: dict[str, float] = {}
+    else:
+        stats: list[PositionStats] = []
+        for choice, raw, ids in zip(choices, raws, tokens, strict=True):
+            one = position_stats(
+                raw, ids, request.temperature, request.top_p, spec.top_p_tolerance, eos
+            )
+            if one.outside:
+                evidence["outside_positions"] = one.outside[:16]
+                return failed(
+                    "outside_top_p",
+                    f"choice {choice.index}: {len(one.outside)} token(s) outside the top_p="
+                    f"{request.top_p} nucleus of the reference (first at position "
+                    f"{one.outside[0]})",
+                    evidence,
+                )
+            if one.widened:
+                evidence.setdefault("boundary_positions", []).extend(one.widened[:16])
+            stats.append(one)
+        likelihood: Likelihood = combine(stats)
+        evidence["likelihood"] = likelihood.evidence()
+        bound = math.log(1.0 / spec.likelihood_alpha)
+        evidence["likelihood_bound"] = bound
+        if likelihood.log_e >= bound:
+            side = "below" if likelihood.z < 0 else "above"
+            return failed(
+                "likelihood",
+                f"the tokens are not a sample of the reference distribution: likelihood "
+                f"{side} expectation (z = {likelihood.z:.1f}), log e-value "
+                f"{likelihood.log_e:.1f} ≥ {bound:.1f}",
+                evidence,
+            )
+        sequential = {"greedy": likelihood.log_e_greedy, "padding": likelihood.log_e_padding}
+    quality = agreement_quality(mean_diff, spec.logprob_full_credit, spec.logprob_half_credit)
+    if quality <= 0.0:
+        outcome = failed(
+            "logprobs_disagree",
+            f"reported logprobs disagree with the reference: mean |Δp| = {mean_diff:.3f}",
+            evidence,
+        )
+    else:
+        outcome = passed(quality, evidence)
+    outcome.sequential = sequential
+    return outcome
+
+
+def agreement(
+    raws: list[torch.Tensor], tokens: list[torch.Tensor], choices: list[TextChoice]
+) -> float:
+    """Mean over every token of |p_ref(token) − p_miner(token)| (raw probabilities)."""
+    import torch
+
+    total = 0.0
+    count = 0
+    for raw, ids, choice in zip(raws, tokens, choices, strict=True):
+        if not len(choice.logprobs):
+            continue
+        reference = raw.double().gather(1, ids.unsqueeze(1)).squeeze(1).exp()
+        reported = torch.tensor(choice.logprobs, dtype=torch.float64).exp()
+        total += float((reference - reported).abs().sum())
+        count += len(choice.logprobs)
+    return total / count if count else 0.0
+
+
+def agreement_quality(mean_diff: float, full: float, half: float) -> float:
+    """Upstream's mapping: ≤ full → 1.0, linearly to 0.5 at half, 0 beyond."""
+    if mean_diff <= full:
+        return 1.0
+    if mean_diff <= half and half > full:
+        return 1.0 - 0.5 * (mean_diff - full) / (half - full)
+    return 0.0
+
+
+def greedy_failure(
+    raws: list[torch.Tensor],
+    tokens: list[torch.Tensor],
+    choices: list[TextChoice],
+    tolerance: float,
+) -> str | None:
+    for raw, ids, choice in zip(raws, tokens, choices, strict=True):
+        if not len(choice.token_ids):
+            continue
+        best = raw.max(dim=1).values
+        chosen = raw.gather(1, ids.unsqueeze(1)).squeeze(1)
+        gap = best - chosen
+        bad = (gap > tolerance).nonzero().flatten().tolist()
+        if bad:
+            position = bad[0]
+            return (
+                f"choice {choice.index}: temperature 0 but token {position} is not the "
+                f"reference argmax ({float(gap[position]):.3f} nats below it; "
+                f"{len(bad)} such token(s))"
+            )
+    return None
