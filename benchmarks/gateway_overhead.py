@@ -12,7 +12,14 @@ direct), the RPS of each path and their ratio. Targets: p50 added ≤ 2 ms at co
 gateway RPS ≥ 50 % of direct at concurrency 64. Every process shares this machine's cores, so
 at high concurrency the load generator, the gateway and the miner compete for CPU.
 
-    .venv/bin/python benchmarks/gateway_overhead.py [--duration 2] [--rounds 3]
+With ``--billing`` the gateway runs with billing on, as in production: a fresh PostgreSQL
+database (created on ``--postgres-url``'s server, migrated, dropped at the end) and the
+machine's Redis (``--redis-url``, a unique key prefix, deleted at the end) for the routes, the
+key cache and the rate limits; one account with ample credits and a key with high RPM/TPM
+limits (so the limiter runs). Every request is then authenticated (cached), rate-limited, held
+and settled. Target: p50 added ≤ 3 ms at concurrency 1.
+
+    .venv/bin/python benchmarks/gateway_overhead.py [--duration 2] [--rounds 3] [--billing]
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
@@ -40,6 +48,8 @@ from bittensor import http_auth  # noqa: E402
 
 from core.redis import EmbeddedRedis, create_redis  # noqa: E402
 from scoring.routes import MinerRoute, RouteStore  # noqa: E402
+
+BENCH_HASH_SECRET = "sn19-benchmark-key-hash-secret"
 
 TASK = "sn19-tiny-chat"
 API_KEY = "sk-bench-0123456789"
@@ -130,9 +140,9 @@ def direct_path(session: aiohttp.ClientSession, miner_url: str, signer, receiver
     return Target("direct", fire)
 
 
-def gateway_path(session: aiohttp.ClientSession, gateway_url: str) -> Target:
+def gateway_path(session: aiohttp.ClientSession, gateway_url: str, api_key: str) -> Target:
     url = gateway_url + "/v1/chat/completions"
-    headers = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
+    headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
     bodies = {
         stream: msgspec.json.encode(
             {
@@ -326,12 +336,109 @@ def table(rows: list[list[str]]) -> str:
     )
 
 
+class BillingSetup:
+    """``--billing``: a fresh migrated PostgreSQL database, the machine's Redis under a unique
+    prefix, a funded account and a key with high limits."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        from sqlalchemy.engine import make_url
+
+        self.server_url = args.postgres_url
+        self.name = f"sn19_bench_{uuid.uuid4().hex[:8]}"
+        self.url = make_url(args.postgres_url).set(database=self.name).render_as_string(False)
+        self.redis_url = args.redis_url
+        self.prefix = f"sn19bench:{uuid.uuid4().hex[:8]}:"
+        self.api_key = ""
+
+    async def _admin(self, sql: str) -> None:
+        import asyncpg
+        from sqlalchemy.engine import make_url
+
+        dsn = make_url(self.server_url).set(drivername="postgresql").render_as_string(False)
+        connection = await asyncpg.connect(dsn)
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    def toml(self) -> str:
+        """The gateway's [database] and [billing] sections."""
+        return (
+            f'[database]\nurl = "{self.url}"\npool_size = 20\n'
+            f'[billing]\nenabled = true\nkey_hash_secret = "{BENCH_HASH_SECRET}"\n'
+        )
+
+    async def start(self) -> None:
+        from billing.components import open_billing
+        from core.db.migrate import upgrade
+        from core.settings import Settings
+
+        await self._admin(f'CREATE DATABASE "{self.name}"')
+        await asyncio.to_thread(upgrade, self.url)
+        settings = Settings.from_env(
+            {},
+            overrides={
+                "database": {"url": self.url},
+                "redis": {"url": self.redis_url, "key_prefix": self.prefix},
+                "billing": {"key_hash_secret": BENCH_HASH_SECRET},
+            },
+        )
+        async with open_billing(settings) as billing:
+            account = await billing.accounts.create("benchmark")
+            await billing.accounts.grant(account.id, 10**15, actor="benchmark", reason="bench")
+            created = await billing.keys.create(
+                account.id, "benchmark", rpm_limit=10**9, tpm_limit=10**12
+            )
+        self.api_key = created.secret
+
+    async def report(self) -> str:
+        import asyncpg
+
+        connection = await asyncpg.connect(
+            self.url.replace("postgresql+asyncpg://", "postgresql://")
+        )
+        try:
+            records = await connection.fetchval("SELECT count(*) FROM usage_records")
+            open_holds = await connection.fetchval(
+                "SELECT count(*) FROM holds WHERE status = 'open'"
+            )
+        finally:
+            await connection.close()
+        return f"billing: {records} usage records, {open_holds} holds open"
+
+    async def stop(self) -> None:
+        await self._admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        redis = create_redis(self.redis_url)
+        try:
+            keys = [key async for key in redis.scan_iter(match=f"{self.prefix}*", count=1000)]
+            if keys:
+                await redis.delete(*keys)
+        finally:
+            await redis.aclose()
+
+
 async def main(args: argparse.Namespace) -> None:
+    billing = BillingSetup(args) if args.billing else None
+    if billing is None:
+        await bench(args, None)
+        return
+    await billing.start()
+    try:
+        await bench(args, billing)
+    finally:
+        await billing.stop()
+
+
+async def bench(args: argparse.Namespace, billing: BillingSetup | None) -> None:
     work = Path(tempfile.mkdtemp(prefix="sn19-bench-"))
     miner_wallet = make_wallet(work / "wallets", "miner")
     validator_wallet = make_wallet(work / "wallets", "validator")
-    redis_server = EmbeddedRedis(work / "redis")
-    redis_url = redis_server.start()
+    redis_server: EmbeddedRedis | None = None
+    if billing is not None:
+        redis_url, prefix, api_key = billing.redis_url, billing.prefix, billing.api_key
+    else:
+        redis_server = EmbeddedRedis(work / "redis")
+        redis_url, prefix, api_key = redis_server.start(), "sn19:", API_KEY
     miner_port, gateway_port = free_port(), free_port()
     (work / "miner.toml").write_text(
         f'catalog = "dev"\ntasks = ["{TASK}"]\nhost = "127.0.0.1"\nport = {miner_port}\n'
@@ -342,35 +449,35 @@ async def main(args: argparse.Namespace) -> None:
     )
     (work / "gateway.toml").write_text(
         f'data_dir = "{work}"\ncatalog = "dev"\n'
-        f'[redis]\nurl = "{redis_url}"\n'
+        f'[redis]\nurl = "{redis_url}"\nkey_prefix = "{prefix}"\n'
         f'[wallet]\nname = "validator"\nhotkey = "default"\npath = "{work / "wallets"}"\n'
         f'[gateway]\nhost = "127.0.0.1"\nport = {gateway_port}\napi_keys = ["{API_KEY}"]\n'
         f'server = "{args.server}"\n'
-        '[telemetry]\nlog_level = "WARNING"\n'
+        '[telemetry]\nlog_level = "WARNING"\n' + (billing.toml() if billing is not None else "")
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("SN19")}
     redis = create_redis(redis_url)
     miner_url, gateway_url = f"http://127.0.0.1:{miner_port}", f"http://127.0.0.1:{gateway_port}"
-    await RouteStore(redis).publish(
-        TASK,
-        [
-            MinerRoute(
-                task=TASK,
-                hotkey=miner_wallet.hotkey.ss58_address,
-                uid=1,
-                url=miner_url,
-                concurrency=4096,
-                volume=1e9,
-                period_start=time.time(),
-            )
-        ],
-        ttl_s=3600,
-    )
     sn19 = [sys.executable, "-m", "sn19"]
     gateway_cmd = sn19
     if args.profile_gateway:
         gateway_cmd = [sys.executable, "-m", "cProfile", "-o", args.profile_gateway, "-m", "sn19"]
     try:
+        await RouteStore(redis, prefix=prefix).publish(
+            TASK,
+            [
+                MinerRoute(
+                    task=TASK,
+                    hotkey=miner_wallet.hotkey.ss58_address,
+                    uid=1,
+                    url=miner_url,
+                    concurrency=4096,
+                    volume=1e9,
+                    period_start=time.time(),
+                )
+            ],
+            ttl_s=3600,
+        )
         with (
             process(
                 [*sn19, "miner", "--config", str(work / "miner.toml")], work / "miner.log", env
@@ -388,10 +495,11 @@ async def main(args: argparse.Namespace) -> None:
                 signer = validator_wallet.hotkey
                 paths = (
                     direct_path(session, miner_url, signer, miner_wallet.hotkey.ss58_address),
-                    gateway_path(session, gateway_url),
+                    gateway_path(session, gateway_url, api_key),
                 )
                 print(
-                    f"server={args.server}, {args.rounds} rounds of {args.duration}s per path",
+                    f"server={args.server}, billing {'on' if billing else 'off'}, "
+                    f"{args.rounds} rounds of {args.duration}s per path",
                     flush=True,
                 )
                 if args.clients:
@@ -400,9 +508,12 @@ async def main(args: argparse.Namespace) -> None:
                 rows = await measure(args, *paths, {"miner": miner.pid, "gateway": gateway.pid})
             print()
             print(table(rows))
+        if billing is not None:
+            print(await billing.report())
     finally:
         await redis.aclose()
-        redis_server.stop()
+        if redis_server is not None:
+            redis_server.stop()
 
 
 if __name__ == "__main__":
@@ -418,6 +529,17 @@ if __name__ == "__main__":
         help="measure the two miner clients instead of the gateway",
     )
     parser.add_argument("--profile-gateway", metavar="FILE", help="run the gateway under cProfile")
+    parser.add_argument(
+        "--billing",
+        action="store_true",
+        help="billing on: PostgreSQL + the machine's Redis, a funded key with high limits",
+    )
+    parser.add_argument(
+        "--postgres-url",
+        default="postgresql+asyncpg://postgres@127.0.0.1:5432/postgres",
+        help="--billing: the server to create the benchmark database on",
+    )
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0", help="--billing")
     import uvloop
 
     uvloop.run(main(parser.parse_args()))

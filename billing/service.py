@@ -28,25 +28,25 @@ from datetime import datetime, timedelta
 from sqlalchemy import Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import ledger
+from billing import fastpath, ledger
 from billing.errors import AccountSuspended, InsufficientCredits, SpendCapExceeded
 from billing.holds import Hold, Settlement, hold_actor, hold_from_row
 from billing.keys import KeyContext
 from billing.money import format_credits
 from billing.prices import PriceBook
 from billing.pricing import Usage, cost
+from billing.records import record_usage
 from core.db.base import utcnow
 from core.db.dialect import rowcount, upsert_increment
 from core.db.engine import Database
-from core.db.tables.billing import Account, KeySpend, UsageDaily, UsageRecord
+from core.db.tables.billing import Account, KeySpend, UsageRecord
 from core.db.tables.billing import Hold as HoldRow
 from protocol.catalog import Task
 
 log = logging.getLogger(__name__)
 
-# Core inserts on the tables: the hot path skips the ORM unit of work.
+# Core inserts on the table: the hot path skips the ORM unit of work.
 HOLDS: Table = HoldRow.__table__  # type: ignore[assignment]
-USAGE: Table = UsageRecord.__table__  # type: ignore[assignment]
 
 
 class BillingService:
@@ -57,11 +57,19 @@ class BillingService:
         *,
         hold_grace_s: float = 300.0,
         clock: Callable[[], datetime] = utcnow,
+        fast: fastpath.Connections | None = None,
+        fast_close: fastpath.Connections | None = None,
     ) -> None:
         self._db = db
         self.prices = prices
         self._grace = hold_grace_s
         self._clock = clock
+        # PostgreSQL: per-request holds and settles are single statements (billing.fastpath).
+        if fast is None and db.dialect == "postgresql":
+            fast = fastpath.EngineConnections(db.engine)
+        self._fast = fast
+        # Settles and releases (``fast_close``: may be a non-durable pool, see Billing.create).
+        self._fast_close = fast_close or fast
 
     # -- hold ------------------------------------------------------------------------------
 
@@ -84,6 +92,19 @@ class BillingService:
         ttl = expires_in if expires_in is not None else task.timeouts.total_s + self._grace
         day = f"d{now:%Y-%m-%d}" if key.daily_spend_cap is not None else None
         month = f"m{now:%Y-%m}" if key.monthly_spend_cap is not None else None
+        expires_at = now + timedelta(seconds=ttl)
+        if self._fast is not None and day is None and month is None:
+            # One statement instead of a transaction of three (billing.fastpath).
+            async with self._fast.connection() as connection:
+                fast = await fastpath.take_hold(
+                    connection, key, task, amount, price, request_id, now=now, expires_at=expires_at
+                )
+                if fast is None:
+                    # Why, read on the same connection (a burst of refusals must not need a
+                    # second pool's connections).
+                    _refuse(await fastpath.account_state(connection, key.account_id), amount)
+            assert fast is not None
+            return fast
         async with self._db.transaction() as session:
             balance = await ledger.debit_if_covered(session, key.account_id, amount)
             if balance is None:
@@ -95,7 +116,6 @@ class BillingService:
                 await self._count_spend(
                     session, key, month, amount, key.monthly_spend_cap, "monthly"
                 )
-            expires_at = now + timedelta(seconds=ttl)
             hold_id = (
                 await session.execute(
                     insert(HOLDS)
@@ -143,14 +163,7 @@ class BillingService:
                 select(Account.status, Account.balance).where(Account.id == key.account_id)
             )
         ).one_or_none()
-        if row is not None and row.status != "active":
-            raise AccountSuspended
-        available = row.balance if row is not None else 0
-        raise InsufficientCredits(
-            f"Insufficient credits: this request may cost up to {format_credits(amount)} "
-            f"credits and the account's available balance is {format_credits(available)}. "
-            "Top up or lower max_tokens."
-        )
+        _refuse((row.status, row.balance) if row is not None else None, amount)
 
     async def _count_spend(
         self, session: AsyncSession, key: KeyContext, period: str, amount: int, cap: int, label: str
@@ -232,6 +245,26 @@ class BillingService:
         reason: str = "",
     ) -> Settlement:
         now = self._clock()
+        fast = self._fast_close
+        if fast is not None and hold.spend_day is None and hold.spend_month is None:
+            async with fast.connection() as connection:
+                balance = await fastpath.close_hold(
+                    connection,
+                    hold,
+                    charged,
+                    usage,
+                    status=status,
+                    closed_status=closed_status,
+                    miner_hotkey=miner_hotkey,
+                    latency_ms=latency_ms,
+                    actor=actor,
+                    reason=reason or "hold closed",
+                    now=now,
+                )
+            if balance is None:
+                async with self._db.read() as session:
+                    return await self._replay(session, hold)
+            return Settlement(hold.id, charged, balance, status)
         async with self._db.transaction() as session:
             closed = await session.execute(
                 update(HoldRow)
@@ -265,7 +298,17 @@ class BillingService:
                     )
                 )
             await ledger.append(session, hold.account_id, balance, entries)
-            await self._record(session, hold, charged, usage, status, miner_hotkey, latency_ms, now)
+            await record_usage(
+                session,
+                self._db.dialect,
+                hold,
+                charged,
+                usage,
+                status,
+                miner_hotkey,
+                latency_ms,
+                now,
+            )
         return Settlement(hold.id, charged, balance, status)
 
     async def _replay(self, session: AsyncSession, hold: Hold) -> Settlement:
@@ -282,69 +325,6 @@ class BillingService:
         if row.status == "expired":
             log.warning("hold %s was swept before its settle; nothing charged", hold.id)
         return Settlement(hold.id, row.cost or 0, int(balance), status or row.status, replayed=True)
-
-    async def _record(
-        self,
-        session: AsyncSession,
-        hold: Hold,
-        charged: int,
-        usage: Usage,
-        status: str,
-        miner_hotkey: str | None,
-        latency_ms: int | None,
-        now: datetime,
-    ) -> None:
-        released = hold.amount - charged
-        for period in (hold.spend_day, hold.spend_month):
-            if period is not None and released:
-                await session.execute(
-                    update(KeySpend)
-                    .where(KeySpend.key_id == hold.key_id, KeySpend.period == period)
-                    .values(amount=KeySpend.amount - released)
-                )
-        await session.execute(
-            insert(USAGE).values(
-                hold_id=hold.id,
-                account_id=hold.account_id,
-                key_id=hold.key_id,
-                request_id=hold.request_id[:128],
-                task=hold.task,
-                kind=hold.kind,
-                input_tokens=usage.input_tokens,
-                output_tokens=usage.output_tokens,
-                images=usage.images,
-                steps=usage.steps,
-                cost=charged,
-                miner_hotkey=miner_hotkey[:64] if miner_hotkey else None,
-                latency_ms=latency_ms,
-                status=status[:32],
-                created_at=now,
-            )
-        )
-        daily = {
-            "day": now.date(),
-            "account_id": hold.account_id,
-            "key_id": hold.key_id,
-            "task": hold.task,
-            "requests": 1,
-            "errors": 0 if status == "ok" else 1,
-            "input_tokens": usage.input_tokens,
-            "output_tokens": usage.output_tokens,
-            "images": usage.images,
-            "steps": usage.steps,
-            "cost": charged,
-        }
-        counters = [name for name in daily if name not in ("day", "account_id", "key_id", "task")]
-        await session.execute(
-            upsert_increment(
-                self._db.dialect,
-                UsageDaily,
-                daily,
-                ["day", "account_id", "key_id", "task"],
-                counters,
-            )
-        )
-        await session.flush()
 
     # -- sweeper ---------------------------------------------------------------------------
 
@@ -382,3 +362,15 @@ class BillingService:
         if released:
             log.warning("released %d expired hold(s)", released)
         return released
+
+
+def _refuse(account: tuple[str, int] | None, amount: int) -> None:
+    """The error for a hold that did not fit: the account's (status, balance) say which."""
+    if account is not None and account[0] != "active":
+        raise AccountSuspended
+    available = account[1] if account is not None else 0
+    raise InsufficientCredits(
+        f"Insufficient credits: this request may cost up to {format_credits(amount)} "
+        f"credits and the account's available balance is {format_credits(available)}. "
+        "Top up or lower max_tokens."
+    )

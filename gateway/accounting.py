@@ -6,7 +6,9 @@ embeddings input tokens). Billing's implementation checks the key's rate limits 
 credit hold there (raising ``RateLimited`` / ``InsufficientQuota`` / ``PermissionDenied``).
 ``Accounting.settle`` runs once per admitted request after the response is done, with what was
 actually delivered (``DeliveredUsage``; zero when the request failed before any output), and
-converts the hold into a charge.
+converts the hold into a charge. When nothing was delivered (outcome ``error``) it runs BEFORE
+the error response is sent, so an SDK retrying a 5xx never pays twice; ``Hold.failure`` then
+says why (the error's code).
 
 ``UnmeteredAccounting`` is billing-off mode: nothing is charged, the caller's model allowlist is
 still enforced, and settlements are only counted.
@@ -60,6 +62,9 @@ class Hold(msgspec.Struct):
     estimate: CostEstimate
     headers: dict[str, str] = {}
     context: Any = None
+    # Why nothing was delivered (the error code, e.g. ``no_capacity``), set before a settle
+    # with outcome ``error``.
+    failure: str | None = None
 
 
 class Accounting(Protocol):
@@ -77,7 +82,8 @@ class Accounting(Protocol):
         latency_ms: int,
     ) -> dict[str, str]:
         """Charge what was delivered; ``outcome``: ``ok``, ``error`` (nothing delivered: release
-        the hold) or ``partial`` (a stream cut short, or a client that went away). Returns
+        the hold), ``partial`` (a stream the miner cut short) or ``cancelled`` (the client went
+        away; it pays for what was delivered until then). Returns
         headers for the response when it has not started yet (billing: the cost and the
         balance), else they are dropped. Called exactly once per admitted request."""
 

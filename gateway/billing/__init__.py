@@ -1,0 +1,1 @@
+"""`/v1/billing/*`: checkout, the Stripe webhook, usage and balance of the caller's account."""
