@@ -6,18 +6,56 @@ import):
 
 - ``RouteReader`` / ``MinerRoute``: the routing table per task, published by the leader;
 - ``ContenderCounters`` / ``CounterBuffer``: record every dispatch outcome on the contender
-  (``record(route.period_id, route.task, route.hotkey, outcome, volume=..., organic=...)``).
+  (``record(route.period_id, route.task, route.hotkey, outcome, volume=..., organic=...)``);
+- ``ScoreboardReader`` and its views (``MinerView``, ``MinerDetail``, ``CheckerStats``,
+  ``ChainStatus``, ...): the dashboard's read API (``scoring.read``).
 """
 
 from scoring.counters import ContenderCounters, CounterBuffer, Counts, counter_key
+from scoring.read import ScoreboardReader
+from scoring.read_views import STATUSES as MINER_STATUSES
+from scoring.read_views import (
+    ChainStatus,
+    CheckerStats,
+    CheckRow,
+    Explanation,
+    MinerDetail,
+    MinerView,
+    PeriodCounts,
+    PeriodSummary,
+    QueueStats,
+    ScorePoint,
+    TaskChecks,
+    TaskDetail,
+    TaskExplanation,
+    TaskState,
+    WeightRunView,
+)
 from scoring.routes import MinerRoute, RouteReader, RouteStore
 
 __all__ = [
+    "MINER_STATUSES",
+    "ChainStatus",
+    "CheckRow",
+    "CheckerStats",
     "ContenderCounters",
     "CounterBuffer",
     "Counts",
+    "Explanation",
+    "MinerDetail",
     "MinerRoute",
+    "MinerView",
+    "PeriodCounts",
+    "PeriodSummary",
+    "QueueStats",
     "RouteReader",
     "RouteStore",
+    "ScorePoint",
+    "ScoreboardReader",
+    "TaskChecks",
+    "TaskDetail",
+    "TaskExplanation",
+    "TaskState",
+    "WeightRunView",
     "counter_key",
 ]

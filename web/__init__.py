@@ -1,13 +1,14 @@
 """The web dashboard: operators run the validator's API business (accounts, keys, credits,
-prices, revenue and traffic charts, audit log); customers manage their own keys, usage and
-credits. Served by the gateway under ``/dashboard``; see ``web.app`` and docs/dashboard.md.
+prices, revenue and traffic charts, audit log) and watch its miners, checker and chain through
+scoring's read API; customers manage their own keys, usage and credits. Served by the gateway
+under ``/dashboard``; see ``web.app`` and docs/dashboard.md.
 
 Public surface:
 
-- ``create_dashboard(settings, *, db, billing, redis, catalog, base_url="", mount_path=...)``
-  -> the dashboard's Litestar app; ``mount_dashboard(app, "/dashboard")`` -> the route handler
-  that serves it inside another Litestar app; ``Late(factory)`` for collaborators the mounting
-  app only creates in its lifespan.
+- ``create_dashboard(settings, *, db, billing, redis, catalog, scoreboard=None, base_url="",
+  mount_path=...)`` -> the dashboard's Litestar app; ``mount_dashboard(app, "/dashboard")``
+  -> the route handler that serves it inside another Litestar app; ``Late(factory)`` for
+  collaborators the mounting app only creates in its lifespan.
 - ``UserService`` (dashboard users, used by ``sn19 operators``) and the password helpers.
 """
 

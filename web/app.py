@@ -2,12 +2,14 @@
 (templates, static files, session middleware, CSRF check, HTML error pages), meant to be
 mounted by the gateway under ``/dashboard``::
 
-    dashboard = create_dashboard(settings, db=db, billing=billing, redis=redis, catalog=catalog)
+    dashboard = create_dashboard(
+        settings, db=db, billing=billing, redis=redis, catalog=catalog, scoreboard=reader
+    )
     app = Litestar(route_handlers=[..., mount_dashboard(dashboard)])
 
 A mounted app gets no lifespan events, so the dashboard owns no resources: it uses the
-mounting app's database, billing, Redis and catalog, given directly or as ``Late(factory)``
-when the mounting app creates them in its lifespan.
+mounting app's database, billing, Redis, catalog and scoring read API (``ScoreboardReader``),
+given directly or as ``Late(factory)`` when the mounting app creates them in its lifespan.
 
 Every form post must carry the page's CSRF token (``csrf_token``), derived from the session
 cookie (or, before sign-in, from a pre-sign-in cookie); posts from another site
@@ -31,8 +33,18 @@ from billing import Billing
 from core.db.engine import Database
 from core.settings import Settings
 from protocol.catalog import Catalog
+from scoring import ScoreboardReader
 from web.auth import PRE_COOKIE, SessionMiddleware, require, signed_in
-from web.controllers import admin, admin_keys, admin_site, customer, customer_usage, public
+from web.controllers import (
+    admin,
+    admin_keys,
+    admin_miners,
+    admin_scoring,
+    admin_site,
+    customer,
+    customer_usage,
+    public,
+)
 from web.errors import CsrfRejected, error_handler
 from web.render import STATIC, template_engine
 from web.sessions import SignedIn
@@ -87,6 +99,10 @@ ROUTES = [
     admin_site.audit,
     admin_site.settings_page,
     admin_site.save_settings,
+    admin_miners.miners,
+    admin_miners.miner_detail,
+    admin_scoring.checker,
+    admin_scoring.chain,
 ]
 
 
@@ -112,10 +128,13 @@ def create_dashboard(
     billing: Billing | Late[Billing],
     redis: Redis | Late[Redis | None] | None,
     catalog: Catalog | Late[Catalog],
+    scoreboard: ScoreboardReader | Late[ScoreboardReader] | None = None,
     base_url: str = "",
     mount_path: str = MOUNT_PATH,
 ) -> Litestar:
-    """The dashboard app. ``base_url``: the API base URL shown in quick-starts (default
+    """The dashboard app. ``scoreboard``: scoring's read API for the miners, checker and chain
+    pages (default: one over ``db``, ``redis`` and ``catalog``, without a chain connection or
+    the gateway's live miner stats). ``base_url``: the API base URL shown in quick-starts (default
     ``web.api_base_url``, else ``<gateway.public_url>/v1``, else the request's host + ``/v1``).
     ``mount_path``: where the mounting app serves it (links, redirects and cookie paths)."""
     mount = "/" + mount_path.strip("/") if mount_path.strip("/") else ""
@@ -125,6 +144,7 @@ def create_dashboard(
         billing=billing,
         redis=redis,
         catalog=catalog,
+        scoreboard=scoreboard,
         mount_path=mount,
         api_base_url=base_url or settings.web.api_base_url,
     )

@@ -135,3 +135,20 @@ def line_chart(title: str, points: Sequence[Point], fmt: Formatter = compact) ->
                 )
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704 - every interpolated text is escaped above
+
+
+def meter(value: float | None, top: float = 1.0, label: str = "") -> Markup:
+    """A small horizontal bar for a value in [0, top] inside a table cell (SVG attributes, not
+    inline styles: the Content-Security-Policy forbids those). None draws an empty track."""
+    share = 0.0 if value is None or top <= 0 else min(max(float(value) / top, 0.0), 1.0)
+    text = label or ("no value" if value is None else f"{share * 100:.0f}%")
+    return Markup(  # noqa: S704 - the only text is escaped
+        f'<svg class="meter" viewBox="0 0 100 8" preserveAspectRatio="none" role="img" '
+        f'aria-label="{escape(text)}"><rect class="track" width="100" height="8" rx="2"/>'
+        f'<rect class="fill" width="{share * 100:.1f}" height="8" rx="2"/></svg>'
+    )
+
+
+def bucket_labels(buckets: int) -> list[str]:
+    """``0.0–0.1`` … ``0.9–1.0``: the score histograms' bars."""
+    return [f"{i / buckets:.1f}–{(i + 1) / buckets:.1f}" for i in range(buckets)]

@@ -22,7 +22,7 @@ from litestar.response import Redirect, Template
 
 from billing import MICRO
 from web.auth import PRE_COOKIE, cookie, signed_in
-from web.charts import compact
+from web.charts import compact, meter
 from web.state import Dashboard
 from web.tokens import csrf_token, new_token
 
@@ -36,8 +36,7 @@ _CSRF = "sn19_web_csrf"
 class NavItem:
     key: str
     label: str
-    # None: planned, not built yet (shown disabled).
-    path: str | None
+    path: str
 
 
 CUSTOMER_NAV = (
@@ -53,11 +52,10 @@ STAFF_NAV = (
     NavItem("prices", "Prices", "/admin/prices"),
     NavItem("users", "Users", "/admin/users"),
     NavItem("audit", "Audit log", "/admin/audit"),
+    NavItem("miners", "Miners", "/admin/miners"),
+    NavItem("checker", "Checker", "/admin/checker"),
+    NavItem("chain", "Chain", "/admin/chain"),
     NavItem("settings", "Settings", "/admin/settings"),
-    # Phase 2, once scoring's read API exists: every miner, the checker queue, chain status.
-    NavItem("miners", "Miners", None),
-    NavItem("checker", "Checker", None),
-    NavItem("chain", "Chain", None),
 )
 
 # Fixed notices shown after a redirect (``?done=<code>``): no user text ever reaches the page.
@@ -108,8 +106,22 @@ def when(value: datetime | date | None) -> str:
     return value.isoformat()
 
 
-def percent(value: float) -> str:
-    return f"{value * 100:.1f}%"
+def percent(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.1f}%"
+
+
+def fixed(value: float | None, places: int = 3) -> str:
+    """Scores and factors: ``0.912``; None is a dash."""
+    return "—" if value is None else f"{value:,.{places}f}"
+
+
+def signed(value: float | None, places: int = 3) -> str:
+    return "—" if value is None else f"{value:+.{places}f}"
+
+
+def short_key(hotkey: str) -> str:
+    """``5Fh3k2…x9Qa`` for tables (the page title and the title attribute show it whole)."""
+    return hotkey if len(hotkey) <= 14 else f"{hotkey[:6]}…{hotkey[-5:]}"
 
 
 @cache
@@ -125,7 +137,16 @@ def template_engine() -> JinjaTemplateEngine:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(credits=credits_text, num=number, when=when, percent=percent)
+    env.filters.update(
+        credits=credits_text,
+        num=number,
+        when=when,
+        percent=percent,
+        fixed=fixed,
+        signed=signed,
+        short_key=short_key,
+        meter=meter,
+    )
     return JinjaTemplateEngine.from_environment(env)
 
 

@@ -1,5 +1,7 @@
 """The dashboard's collaborators, built once per app: what ``create_dashboard`` was given
-(settings, database, billing, Redis, catalog) plus the dashboard's own services.
+(settings, database, billing, Redis, catalog, scoring's read API) plus the dashboard's own
+services. Without a scoreboard, one is made from the database, Redis and catalog (no chain, no
+live gateway stats).
 
 A collaborator may be given as ``Late(factory)`` when the app that mounts the dashboard only
 makes it in its lifespan (a mounted app gets no lifespan events of its own): the factory is
@@ -18,6 +20,7 @@ from billing import Billing
 from core.db.engine import Database
 from core.settings import Settings
 from protocol.catalog import Catalog
+from scoring import ScoreboardReader
 from web.audit import AuditLog, SiteSettings
 from web.invitations import InvitationService
 from web.ratelimit import LoginLimiter, MemoryLoginLimiter, RedisLoginLimiter
@@ -49,6 +52,8 @@ class Dashboard:
     billing: Billing
     redis: Redis | None
     catalog: Catalog
+    # Scoring's read API (miners, checker, chain pages).
+    scoreboard: ScoreboardReader
     # Where the dashboard is mounted ("/dashboard"): every link, redirect and cookie uses it.
     mount_path: str
     # The API base URL for quick-starts ("" : derived from the request).
@@ -77,11 +82,13 @@ class DashboardHolder:
         billing: Billing | Late[Billing],
         redis: Redis | Late[Redis | None] | None,
         catalog: Catalog | Late[Catalog],
+        scoreboard: ScoreboardReader | Late[ScoreboardReader] | None,
         mount_path: str,
         api_base_url: str,
     ) -> None:
         self._settings = settings
         self._sources = (db, billing, redis, catalog)
+        self._scoreboard = scoreboard
         self.mount_path = mount_path
         self._api_base_url = api_base_url
         self._dashboard: Dashboard | None = None
@@ -95,6 +102,7 @@ class DashboardHolder:
         db_source, billing_source, redis_source, catalog_source = self._sources
         db = resolve(db_source)
         redis = resolve(redis_source)
+        catalog = resolve(catalog_source)
         settings = self._settings
         web = settings.web
         users = UserService(db)
@@ -115,7 +123,12 @@ class DashboardHolder:
             db=db,
             billing=resolve(billing_source),
             redis=redis,
-            catalog=resolve(catalog_source),
+            catalog=catalog,
+            scoreboard=(
+                resolve(self._scoreboard)
+                if self._scoreboard is not None
+                else ScoreboardReader.from_settings(settings, db=db, redis=redis, catalog=catalog)
+            ),
             mount_path=self.mount_path,
             api_base_url=self._api_base_url,
             users=users,

@@ -78,9 +78,11 @@ _TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 class FormClient:
     """An httpx client on the parent app that knows the dashboard's CSRF convention."""
 
-    def __init__(self, app: Litestar, *, base_url: str = "http://testserver") -> None:
+    def __init__(self, app: Litestar | None, *, base_url: str = "http://testserver") -> None:
+        """``app``: served in-process; None: ``base_url`` is a real server."""
+        transport = httpx.ASGITransport(app=app) if app is not None else None
         self.http = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url=base_url, follow_redirects=False
+            transport=transport, base_url=base_url, follow_redirects=False
         )
 
     async def aclose(self) -> None:

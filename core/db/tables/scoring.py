@@ -152,6 +152,16 @@ class CheckResult(Base):
         Index(
             "ix_check_results_task_miner_hotkey_created_at", "task", "miner_hotkey", "created_at"
         ),
+        # Failed checks (the dashboard's counts and lists, ``scoring.read``): a few percent of
+        # the rows. Queries must spell the predicate the same way for the index to apply.
+        Index(
+            "ix_check_results_failed",
+            "miner_hotkey",
+            "created_at",
+            "task",
+            postgresql_where=text("quality < 0.5"),
+            sqlite_where=text("quality < 0.5"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

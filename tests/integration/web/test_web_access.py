@@ -15,6 +15,7 @@ from billing import Billing
 from core.db.engine import Database
 from tests.integration.web.conftest import Clients, Users, signed_in
 from tests.support.dashboard import FormClient
+from tests.support.scoreboard import hotkey, seed_metagraph
 from web import UserService
 from web.invitations import InvitationService
 
@@ -65,6 +66,10 @@ ROUTES: list[tuple[str, str, str, dict[str, str]]] = [
     ("GET", "/admin/audit", STAFF, {}),
     ("GET", "/admin/settings", STAFF, {}),
     ("POST", "/admin/settings", ADMIN, {}),
+    ("GET", "/admin/miners", STAFF, {}),
+    ("GET", "/admin/miners/{hotkey}", STAFF, {}),
+    ("GET", "/admin/checker", STAFF, {}),
+    ("GET", "/admin/chain", STAFF, {}),
 ]
 
 
@@ -117,6 +122,7 @@ async def _world(db: Database, billing: Billing, users: Users) -> tuple[World, d
         "admin": await users("admin"),
     }
     victim = await users("customer", account_id=b.id)
+    await seed_metagraph(db, 2)  # a miner for /admin/miners/{hotkey}
     invitations = InvitationService(db, UserService(db), ttl_s=3600)
     token, invitation = await invitations.create(
         f"invitee-{a.id}@example.com", role="customer", account_id=a.id, created_by="test"
@@ -134,6 +140,7 @@ def _fill(path: str, world: World) -> str:
         .replace("{token}", world.tokens[0])
         .replace("{bad_token}", "not-a-valid-invitation-token")
         .replace("{file_path}", "dashboard.css")
+        .replace("{hotkey}", hotkey(1))
     )
 
 
