@@ -1,26 +1,37 @@
 """The gateway's composition root: ``create_app(settings, ...)`` → a Litestar app.
 
 Nothing happens at import or in ``create_app`` beyond wiring: the catalog, Redis (the embedded
-server when ``redis.url`` is empty), the route reader, the miner client and signer, live stats,
-token counters, telemetry and the completion hub are created in the lifespan and closed there.
-Keyword arguments replace any of them (tests, ``sn19 dev``, and billing's own authenticator and
-accounting later).
+server when ``redis.url`` is empty), the route reader, the miner client and signer, live stats
+(shared with the other replicas through Redis: ``core.miners.live``), token counters, telemetry
+and the completion hub (with the receipt auditor, ``gateway.receipts``) are created in the
+lifespan and closed there.
+Keyword arguments replace any of them (tests, ``sn19 dev``). The app's own completion hub feeds
+the checker a sample of finished requests (``gateway.checks``; an injected ``hooks`` hub gets
+no sampler). ``extra_handlers`` are served beside the API: ``sn19.compose`` mounts the
+dashboard there.
+
+With ``billing.enabled`` the lifespan also opens the database and builds billing
+(``gateway.billing_adapter.start_billing``): database API keys replace the static keys, every
+request is rate-limited, held and settled, ``/v1/billing/*`` is served, and the hold sweeper
+runs in the background. An injected ``authenticator`` / ``accounting`` still wins.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from litestar import Litestar, Request, Response
 from litestar.di import Provide
-from litestar.types import Message, Scope
+from litestar.types import ControllerRouterHandler, Message, Scope
 from opentelemetry.sdk.trace.export import SpanExporter
 
-from core.miners import Dispatcher, InProcessStats, MinerClient, MinerStats, RawMinerClient
+from core.checks import CheckQueue
+from core.miners import Dispatcher, MinerClient, MinerStats, RawMinerClient
+from core.miners.live import start_live_stats
 from core.miners.signing import RequestSigner
 from core.redis import EmbeddedRedis, create_redis
 from core.settings import Settings
@@ -28,7 +39,10 @@ from core.telemetry import Telemetry
 from core.tokens import load_task_counters
 from gateway.accounting import Accounting, UnmeteredAccounting
 from gateway.auth import Authenticator, StaticKeyAuthenticator
+from gateway.billing.controller import BILLING_HANDLERS
+from gateway.billing_adapter import check_billing_settings, start_billing
 from gateway.chat.controller import chat_completions
+from gateway.checks import install_check_sampler
 from gateway.completions.controller import completions
 from gateway.context import context_of
 from gateway.embeddings.controller import embeddings
@@ -38,10 +52,12 @@ from gateway.hooks import CompletionHub
 from gateway.ids import request_id_from
 from gateway.images.controller import edits_handler, generations
 from gateway.models.controller import list_models, retrieve_model
+from gateway.receipts import install_receipt_auditor
 from gateway.selection import RouteCache, RouteSource, Selector
 from gateway.state import Gateway
 from protocol.catalog import Catalog, resolve_catalog
 from protocol.config import ConfigError
+from scoring import ContenderCounters, CounterBuffer
 from scoring.routes import RouteReader
 
 log = logging.getLogger(__name__)
@@ -94,6 +110,32 @@ async def _add_request_id(message: Message, scope: Scope) -> None:
     message["headers"] = [*message.get("headers", ()), (b"x-request-id", request_id.encode())]
 
 
+async def _open_redis(settings: Settings, stack: AsyncExitStack) -> Any:
+    """Redis from ``redis.url``, or the embedded server when it is empty; closed by ``stack``."""
+    url = settings.redis.url
+    if not url:
+        embedded = EmbeddedRedis(settings.data_path / "redis")
+        url = await asyncio.to_thread(embedded.start)
+        stack.callback(embedded.stop)
+    client = create_redis(url, max_connections=settings.redis.max_connections)
+    stack.push_async_callback(client.aclose)
+    return client
+
+
+def _count_contenders(gateway: Gateway, redis: Any, stack: AsyncExitStack) -> None:
+    """Every miner attempt's outcome goes to its contender's counters (SPEC §3/§6) through a
+    buffer flushed to Redis in the background (a last flush when the app stops)."""
+    buffer = CounterBuffer(ContenderCounters.from_settings(redis, gateway.settings))
+    gateway.contenders = buffer
+    flusher = asyncio.get_running_loop().create_task(buffer.run())
+
+    async def stop() -> None:
+        flusher.cancel()
+        await asyncio.gather(flusher, return_exceptions=True)
+
+    stack.push_async_callback(stop)
+
+
 def create_app(
     settings: Settings,
     *,
@@ -107,9 +149,13 @@ def create_app(
     accounting: Accounting | None = None,
     hooks: CompletionHub | None = None,
     span_exporter: SpanExporter | None = None,
+    extra_handlers: Sequence[ControllerRouterHandler] = (),
 ) -> Litestar:
     holder = _Holder()
     gateway_settings = settings.gateway
+    billing_on = settings.billing.enabled and (authenticator is None or accounting is None)
+    if billing_on:
+        check_billing_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -117,15 +163,7 @@ def create_app(
             the_catalog = catalog or resolve_catalog(settings.catalog)
             telemetry = Telemetry(settings.telemetry, span_exporter=span_exporter)
             stack.callback(telemetry.shutdown)
-            the_redis = redis
-            if the_redis is None:
-                url = settings.redis.url
-                if not url:
-                    embedded = EmbeddedRedis(settings.data_path / "redis")
-                    url = await asyncio.to_thread(embedded.start)
-                    stack.callback(embedded.stop)
-                the_redis = create_redis(url, max_connections=settings.redis.max_connections)
-                stack.push_async_callback(the_redis.aclose)
+            the_redis = redis if redis is not None else await _open_redis(settings, stack)
             client = miner_client
             if client is None:
                 the_signer = (
@@ -135,33 +173,50 @@ def create_app(
                     the_signer, connect_timeout=gateway_settings.connect_timeout_s
                 )
                 stack.push_async_callback(client.close)
-            the_stats = stats or InProcessStats(
-                cooldown_base_s=gateway_settings.cooldown_base_s,
-                cooldown_max_s=gateway_settings.cooldown_max_s,
-            )
+            the_stats = stats or await start_live_stats(settings, the_redis, stack)
             route_cache = RouteCache(
                 routes or RouteReader(the_redis, prefix=settings.redis.key_prefix, cache_s=0.0)
             )
             refresher = asyncio.get_running_loop().create_task(route_cache.run())
             stack.callback(refresher.cancel)
-            hub = hooks or CompletionHub()
+            the_authenticator: Authenticator = authenticator or StaticKeyAuthenticator(
+                key.get() for key in gateway_settings.api_keys
+            )
+            the_accounting: Accounting = accounting or UnmeteredAccounting()
+            wired = None
+            if billing_on:
+                wired = await start_billing(settings, the_catalog, the_redis, stack)
+                the_authenticator = authenticator or wired.authenticator
+                the_accounting = accounting or wired.accounting
+            hub = hooks
+            if hub is None:
+                hub = CompletionHub()
+                install_check_sampler(
+                    hub, CheckQueue(the_redis, prefix=settings.redis.key_prefix), settings
+                )
+            install_receipt_auditor(hub, telemetry.registry)
             hub.start()
             stack.push_async_callback(hub.stop)
             gateway = Gateway(
                 settings=settings,
                 catalog=the_catalog,
                 telemetry=telemetry,
-                authenticator=authenticator
-                or StaticKeyAuthenticator(key.get() for key in gateway_settings.api_keys),
-                accounting=accounting or UnmeteredAccounting(),
+                authenticator=the_authenticator,
+                accounting=the_accounting,
                 hooks=hub,
-                selector=Selector(route_cache, the_stats),
+                selector=Selector(
+                    route_cache, the_stats, route_grace_s=gateway_settings.route_grace_s
+                ),
                 dispatcher=Dispatcher(client, the_stats, tracer=telemetry.tracer("sn19.miners")),
                 stats=the_stats,
                 counters=await asyncio.to_thread(load_task_counters, the_catalog),
                 redis=the_redis,
+                billing=wired.api if wired is not None else None,
+                billing_system=wired.billing if wired is not None else None,
+                db=wired.db if wired is not None else None,
             )
             stack.push_async_callback(gateway.drain)
+            _count_contenders(gateway, the_redis, stack)
             holder.gateway = gateway
             app.state.gateway = gateway
             try:
@@ -197,6 +252,8 @@ def create_app(
             retrieve_model,
             healthz,
             metrics,
+            *BILLING_HANDLERS,
+            *extra_handlers,
         ],
         dependencies={"gateway": Provide(provide_gateway, sync_to_thread=False)},
         exception_handlers={Exception: handle_exception},

@@ -16,6 +16,7 @@ from typing import Any
 
 import msgspec
 
+from core.miners import Receipt
 from protocol.records import TextOutput
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,9 @@ class CompletedRequest(msgspec.Struct):
     miner: MinerRef
     timings: Timings
     outcome: str
-    receipt: str | None = None
+    # The miner's receipt for an answer delivered in full (verified by ``gateway.receipts``); a
+    # ``str`` is an already-stored receipt record.
+    receipt: Receipt | str | None = None
 
 
 Subscriber = Callable[[CompletedRequest], Awaitable[None]]

@@ -1,17 +1,24 @@
 """Choosing miners for a request: power-of-two-choices over live stats, then failover order.
 
-Candidates are the task's routes (published by the scoring process, read through a cache) that
-are not cooled down and have fewer requests in flight than they announced they can serve. The
-first pick is the better of two candidates drawn at random (so load spreads instead of herding
-on the single best miner); the rest follow in descending score as failover fallbacks.
+Candidates are the task's routes: one per open contender, published by the scoring leader
+(``scoring.routes``; only routable contenders of the open period are published), read through a
+cache. A miner without a route is never a candidate, nor is a route whose period ended more than
+``route_grace_s`` ago (a leader that stopped publishing leaves its last table in Redis until the
+key expires). Of these, the candidates are those not cooled down and with fewer requests in
+flight than they announced they can serve, in flight counted across every gateway replica (the
+live stats are shared: ``core.miners.SharedStats``). The first pick is the better of two
+candidates drawn at random (so load spreads instead of herding on the single best miner); the
+rest follow in descending score as failover fallbacks.
 
 Score (higher is better)::
 
-    quality × (1 − error_rate) / ((1 + in_flight / concurrency) × (ttft + 0.05 s))
+    quality × (1 − error_rate) × speed / ((1 + in_flight / concurrency) × (ttft + 0.05 s))
 
-with ``ttft`` the miner's EWMA time to first token (the task's median-ish default of 0.5 s
-until measured) and ``quality`` the checker's latest score from the route. Ties are broken at
-random.
+with ``ttft`` the miner's EWMA time to first token (a default of 0.5 s until measured),
+``speed`` its EWMA work rate (tokens/s, steps/s) relative to the mean of the candidates'
+measured rates, square-rooted and bounded to [0.5, 2] (1 until measured; relative, so the unit
+of work does not matter), and ``quality`` the checker's latest score from the route. Ties are
+broken at random.
 """
 
 from __future__ import annotations
@@ -19,15 +26,17 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
+import math
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from core.miners import MinerStats
 from scoring.routes import MinerRoute
 
 DEFAULT_TTFT_S = 0.5
+SPEED_BOUNDS = (0.5, 2.0)
 
 log = logging.getLogger(__name__)
 
@@ -74,25 +83,44 @@ class Selector:
         *,
         rng: random.Random | None = None,
         fallbacks: int = 8,
+        route_grace_s: float = 30.0,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.source = routes
         self.stats = stats
         self.rng = rng or random.Random()
         self.fallbacks = fallbacks
+        self.route_grace_s = route_grace_s
+        self._wall = wall
 
-    def score(self, route: MinerRoute) -> float:
+    def score(self, route: MinerRoute, mean_rate: float | None = None) -> float:
         snap = self.stats.snapshot((route.task, route.hotkey))
         load = 1.0 + snap.in_flight / max(route.concurrency, 1)
         ttft = (snap.ttft_s if snap.ttft_s is not None else DEFAULT_TTFT_S) + 0.05
-        return max(route.quality, 0.0) * (1.0 - snap.error_rate) / (load * ttft)
+        speed = 1.0
+        if mean_rate and snap.rate is not None:
+            low, high = SPEED_BOUNDS
+            speed = min(max(math.sqrt(snap.rate / mean_rate), low), high)
+        return max(route.quality, 0.0) * (1.0 - snap.error_rate) * speed / (load * ttft)
+
+    def mean_rate(self, routes: Sequence[MinerRoute]) -> float | None:
+        rates = [
+            rate
+            for route in routes
+            if (rate := self.stats.snapshot((route.task, route.hotkey)).rate) is not None
+            and rate > 0
+        ]
+        return sum(rates) / len(rates) if rates else None
 
     def available(self, routes: Sequence[MinerRoute], now: float) -> list[MinerRoute]:
         stats = self.stats
+        closed_before = self._wall() - self.route_grace_s
         out: list[MinerRoute] = []
         for route in routes:
             key = (route.task, route.hotkey)
             if (
                 route.concurrency > 0
+                and not 0 < route.period_end < closed_before
                 and stats.available(key, now)
                 and stats.snapshot(key).in_flight < route.concurrency
             ):
@@ -105,7 +133,8 @@ class Selector:
         if len(pool) <= 1:
             return pool
         rng = self.rng
-        scored = [(self.score(route), rng.random(), i) for i, route in enumerate(pool)]
+        mean_rate = self.mean_rate(pool)
+        scored = [(self.score(route, mean_rate), rng.random(), i) for i, route in enumerate(pool)]
         a, b = rng.sample(range(len(pool)), 2)
         first = a if scored[a] >= scored[b] else b
         rest = heapq.nlargest(self.fallbacks, (s for s in scored if s[2] != first))

@@ -30,11 +30,11 @@ class StartupFailed(RuntimeError):
     """The app did not start; the cause is in the log."""
 
 
-def run(settings: Settings) -> None:
-    """Build the app and serve it until SIGINT/SIGTERM."""
+def run(settings: Settings, app: Litestar | None = None) -> None:
+    """Serve ``app`` (default: ``create_app(settings)``) until SIGINT/SIGTERM."""
     import uvloop
 
-    app = create_app(settings)
+    app = app if app is not None else create_app(settings)
     app.on_startup.append(tune_gc)
     uvloop.run(serve(app, settings))
 

@@ -8,6 +8,8 @@ from typing import Any
 
 from opentelemetry import trace
 
+from billing import Billing, BillingApi
+from core.db.engine import Database
 from core.miners import Dispatcher, MinerStats
 from core.settings import Settings
 from core.telemetry import Telemetry
@@ -18,6 +20,7 @@ from gateway.hooks import CompletionHub
 from gateway.metrics import GatewayMetrics
 from gateway.selection import Selector
 from protocol.catalog import Catalog
+from scoring import CounterBuffer
 
 
 class Gateway:
@@ -35,6 +38,9 @@ class Gateway:
         stats: MinerStats,
         counters: dict[str, TokenCounter],
         redis: Any,
+        billing: BillingApi | None = None,
+        billing_system: Billing | None = None,
+        db: Database | None = None,
     ) -> None:
         self.settings = settings
         self.catalog = catalog
@@ -49,6 +55,15 @@ class Gateway:
         self.stats = stats
         self.counters = counters
         self.redis = redis
+        # The /v1/billing/* handlers; None when billing is off.
+        self.billing = billing
+        # Billing itself and its database (None when billing is off): what a dashboard mounted
+        # beside the API uses (``sn19.compose``).
+        self.billing_system = billing_system
+        self.db = db
+        # Every miner attempt's outcome, per contender (``gateway.pipeline.attempts_done``);
+        # flushed to Redis in the background. None: not counted (tests without Redis).
+        self.contenders: CounterBuffer | None = None
         self._background: set[asyncio.Task[Any]] = set()
 
     def counter(self, task_id: str) -> TokenCounter:

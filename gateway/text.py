@@ -14,6 +14,7 @@ within the same attempts and deadline.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncGenerator
 from typing import Any, Generic, TypeVar
@@ -25,7 +26,7 @@ from gateway.context import RequestContext
 from gateway.errors import error_response
 from gateway.hooks import CompletedRequest, MinerRef, Timings
 from gateway.http import SSEResponse, json_response
-from gateway.pipeline import dispatch_state, release, settle
+from gateway.pipeline import attempts_done, dispatch_state, release, release_later, settle
 from gateway.relay import RelayError, TextPlan, TextRelay, error_event, stream_failure_event
 from protocol.catalog import Task
 from protocol.sse import DONE
@@ -37,13 +38,18 @@ async def serve_text(ctx: RequestContext, task: Task, plan: TextPlan[T]) -> Any:
     gw = ctx.gateway
     assert ctx.caller is not None
     hold = await gw.accounting.admit(ctx.caller, task, plan.estimate, request_id=ctx.request_id)
-    state = await dispatch_state(ctx, task)
+    state: DispatchState | None = None
     try:
+        state = await dispatch_state(ctx, task)
         if plan.stream:
             return _open_stream(ctx, task, plan, hold, state)
         return await _aggregate(ctx, task, plan, hold, state)
+    except asyncio.CancelledError:
+        release_later(ctx, hold)
+        raise
     except Exception as exc:
-        _account(ctx, task, plan, state, None, None, outcome="error", status=None)
+        if state is not None:
+            _account(ctx, task, plan, state, None, None, outcome="error", status=None)
         await release(ctx, hold, exc)
         raise
 
@@ -140,6 +146,7 @@ class _StreamRelay(Generic[T]):
         self.relay = plan.new_relay()
         self.opened: OpenStream[T] | None = None
         self.outcome = Outcome.CANCELLED
+        self.settled = False
 
     async def _open(self) -> OpenStream[T]:
         ctx, plan = self.ctx, self.plan
@@ -156,11 +163,18 @@ class _StreamRelay(Generic[T]):
         return self.opened
 
     async def body(self) -> AsyncGenerator[bytes, None]:
-        """Raises ``AppError`` before its first item when no miner could be opened."""
+        """Raises ``AppError`` before its first item when no miner could be opened (the hold is
+        released before that error is answered)."""
         ctx, relay, state = self.ctx, self.relay, self.state
         idle = self.task.timeouts.idle_s
         try:
-            opened = await self._open()
+            try:
+                opened = await self._open()
+            except Exception as exc:
+                self.outcome = Outcome.INTERNAL_ERROR
+                self.settled = True
+                await release(ctx, self.hold, exc)
+                raise
             ctx.first_token_at = time.monotonic()
             first = relay.feed(opened.first)
             if first:
@@ -192,13 +206,13 @@ class _StreamRelay(Generic[T]):
             yield stream_failure_event(exc.outcome, str(exc))
         finally:
             self._finish()
-        # The last event is out (the body is resumed once more): settle here, off the
-        # client's latency, without a task; a cancelled stream settles in the background.
-        usage, label, attempt = self._settlement()
-        await settle(ctx, self.hold, usage, outcome=label, attempt=attempt)
 
     def _settlement(self) -> tuple[DeliveredUsage, str, Attempt | None]:
         opened, relay = self.opened, self.relay
+        if self.outcome is Outcome.CANCELLED:
+            # The client went away: it pays for what it was sent until then.
+            attempt = opened.attempt if opened is not None else None
+            return _delivered(self.plan, relay), "cancelled", attempt
         if opened is None:
             return DeliveredUsage(), "error", None
         if self.outcome is Outcome.OK:
@@ -207,11 +221,14 @@ class _StreamRelay(Generic[T]):
         return _delivered(self.plan, relay), label, opened.attempt
 
     def _finish(self) -> None:
+        """Bookkeeping once the stream is over; the settle runs in the background, so neither
+        the end of the response nor a cancelled stream waits for the database."""
         ctx, relay, opened, outcome = self.ctx, self.relay, self.opened, self.outcome
         if opened is not None:
             opened.finish(outcome, units=relay.completion_tokens)
         usage, label, attempt = self._settlement()
-        if outcome is Outcome.CANCELLED:
+        if not self.settled:
+            self.settled = True
             ctx.gateway.spawn(settle(ctx, self.hold, usage, outcome=label, attempt=attempt))
         _account(
             ctx,
@@ -246,7 +263,7 @@ def _account(
     request line itself when ``status`` is None)."""
     gw = ctx.gateway
     metrics = gw.metrics
-    metrics.attempts_made(task.id, state.attempts)
+    attempts_done(ctx, task, state, volume=relay.completion_tokens if relay is not None else 0.0)
     if status is None:
         return
     elapsed = ctx.elapsed()

@@ -37,6 +37,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from core.miners.stats import FAILURES, Outcome
+from core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,14 @@ class ContenderCounters:
         self.redis = redis
         self.prefix = prefix
         self.ttl_s = ttl_s
+
+    @classmethod
+    def from_settings(cls, redis: aioredis.Redis, settings: Settings) -> ContenderCounters:
+        """The counters every process of one validator shares: ``redis.key_prefix``, kept
+        long enough (three periods and ten minutes) to be flushed when their period closes."""
+        return cls(
+            redis, prefix=settings.redis.key_prefix, ttl_s=3 * settings.scoring.period_s + 600
+        )
 
     def key(self, period_id: int, task: str, hotkey: str) -> str:
         return counter_key(self.prefix, period_id, task, hotkey)
@@ -197,14 +206,15 @@ class CounterBuffer:
             raise
 
     async def run(self) -> None:
-        """Flush every ``flush_s`` until cancelled (then one last flush)."""
+        """Flush every ``flush_s`` until cancelled (then one last flush). A failed flush is
+        logged and never ends the loop (Redis errors keep the increments for the next one)."""
         try:
             while True:
                 await asyncio.sleep(self.flush_s)
                 try:
                     await self.flush()
-                except (RedisError, OSError) as exc:
+                except Exception as exc:  # noqa: BLE001 - counting must never stop
                     log.warning("flushing contender counters failed (%s); will retry", exc)
         finally:
-            with contextlib.suppress(RedisError, OSError):
+            with contextlib.suppress(Exception):
                 await self.flush()

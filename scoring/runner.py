@@ -6,8 +6,9 @@ leader runs, concurrently:
 
 - the period loop (``scoring.periods``): continue the open period or open the next one (metagraph
   sync, capacities, contenders, closing the last period with its scores), publish the routes,
-  re-publish them every ``scoring.routes_refresh_s``, and run the synthetic schedule when a
-  sender is given (``scoring.scheduler``);
+  re-publish them every ``scoring.routes_refresh_s``, and run the synthetic schedule
+  (``scoring.scheduler``) through the sender (``scoring.sender``, unless
+  ``scoring.synthetic_enabled`` is off);
 - the metagraph sync every ``chain.sync_interval_s`` (``scoring.sync``);
 - the weight setter on the chain's cadence (``scoring.weightsetter``);
 - pruning of rows older than ``scoring.retention_days``.
@@ -21,15 +22,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from contextlib import AsyncExitStack
+from typing import Any
 
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from core.chain import Chain, chain_from_settings
+from core.checks import CheckQueue
 from core.db import Database
+from core.miners import Dispatcher, InProcessStats, MinerStats
 from core.miners.client import AiohttpMinerClient, MinerClient
+from core.miners.live import start_live_stats
 from core.redis import create_redis
 from core.settings import Settings
+from core.tokens import load_task_counters
 from core.wallet import load_signer
 from protocol.catalog import Catalog, resolve_catalog
 from protocol.config import ConfigError
@@ -41,6 +48,7 @@ from scoring.leader import LeaderLock, Leadership, instance_token
 from scoring.periods import PeriodManager
 from scoring.routes import RouteStore
 from scoring.scheduler import SlotClaims, SyntheticScheduler, SyntheticSender
+from scoring.sender import MinerSender
 from scoring.sync import MetagraphSync
 from scoring.synthetic import SeedRange, SyntheticFactory
 from scoring.weightsetter import WeightSetter
@@ -49,11 +57,6 @@ log = logging.getLogger(__name__)
 
 PRUNE_EVERY_S = 3600.0
 RESTART_DELAY_S = 5.0
-
-
-def counter_ttl(settings: Settings) -> float:
-    """Counters outlive their period long enough to be flushed at its close."""
-    return 3 * settings.scoring.period_s + 600
 
 
 class ScoringLoop:
@@ -179,13 +182,44 @@ async def ensure_schema(settings: Settings) -> None:
         )
 
 
+async def synthetic_sender(
+    settings: Settings,
+    catalog: Catalog,
+    *,
+    client: MinerClient,
+    redis: Any,
+    counters: ContenderCounters,
+    stats: MinerStats | None = None,
+) -> MinerSender:
+    """The real sender: the gateway's dispatch code over ``client``, checks to the queue."""
+    gateway = settings.gateway
+    return MinerSender(
+        dispatcher=Dispatcher(
+            client,
+            stats
+            or InProcessStats(
+                cooldown_base_s=gateway.cooldown_base_s, cooldown_max_s=gateway.cooldown_max_s
+            ),
+        ),
+        catalog=catalog,
+        counters=counters,
+        queue=CheckQueue.from_settings(redis, settings),
+        token_counters=await asyncio.to_thread(load_task_counters, catalog),
+        defer_s=settings.scoring.synthetic_defer_s,
+    )
+
+
 async def run(
     settings: Settings,
     *,
     stop: asyncio.Event | None = None,
     sender: SyntheticSender | None = None,
     client: MinerClient | None = None,
+    stats: MinerStats | None = None,
 ) -> None:
+    """The scoring process. Without ``sender`` the real one (``scoring.sender``) sends the
+    synthetic schedule when ``scoring.synthetic_enabled``; ``stats`` are its live miner stats
+    (shared through Redis by default, ``core.miners.live``)."""
     stop = stop or asyncio.Event()
     catalog = resolve_catalog(settings.catalog)
     signer = load_signer(settings)
@@ -202,7 +236,15 @@ async def run(
         return Backoff(initial_s=settings.chain.retry_initial_s, max_s=settings.chain.retry_max_s)
 
     sync = MetagraphSync(db, chain, backoff=backoff())
-    counters = ContenderCounters(redis, prefix=prefix, ttl_s=counter_ttl(settings))
+    counters = ContenderCounters.from_settings(redis, settings)
+    resources = AsyncExitStack()
+    if sender is None and settings.scoring.synthetic_enabled:
+        # Shared with the gateways: a miner's announced concurrency counts organic and
+        # synthetic calls together, so synthetic ones wait for room instead of taking it.
+        stats = stats or await start_live_stats(settings, redis, resources)
+        sender = await synthetic_sender(
+            settings, catalog, client=miners, redis=redis, counters=counters, stats=stats
+        )
     loop = ScoringLoop(
         settings=settings,
         db=db,
@@ -253,6 +295,7 @@ async def run(
                 )
                 await sleep_or_stop(stop, RESTART_DELAY_S)
     finally:
+        await resources.aclose()
         if client is None:
             await miners.close()
         await chain.close()

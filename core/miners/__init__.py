@@ -1,4 +1,5 @@
-"""The miner-facing layer: signing, the HTTP client, live per-miner stats and the attempt loop.
+"""The miner-facing layer: signing, the HTTP client, live per-miner stats (in-process and shared
+across gateway replicas), the attempt loop and the miners' receipts.
 
 Used by the gateway for organic requests and by the scoring process for synthetic ones, so both
 reach miners through the same code.
@@ -15,10 +16,13 @@ from core.miners.client import (
     MinerTimeout,
     TransportError,
 )
-from core.miners.dispatch import Delivered, Dispatcher, OpenStream
+from core.miners.dispatch import Delivered, Dispatcher
 from core.miners.rawhttp import RawMinerClient
+from core.miners.receipts import Receipt, ReceiptStatus, verify_record
+from core.miners.shared_stats import SharedStats
 from core.miners.signing import RequestSigner
 from core.miners.stats import FAILURES, InProcessStats, MinerKey, MinerSnapshot, MinerStats, Outcome
+from core.miners.streams import OpenStream
 
 __all__ = [
     "FAILURES",
@@ -41,7 +45,11 @@ __all__ = [
     "OpenStream",
     "Outcome",
     "RawMinerClient",
+    "Receipt",
+    "ReceiptStatus",
     "RequestSigner",
+    "SharedStats",
     "StreamFailure",
     "TransportError",
+    "verify_record",
 ]

@@ -21,7 +21,8 @@ from typing import Literal, Protocol
 import aiohttp
 from yarl import URL
 
-from core.miners.signing import RequestSigner
+from core.miners.receipts import StreamReceipt
+from core.miners.signing import NONCE_HEADER, RequestSigner
 from protocol.sse import Event, SSEError, SSEParser
 
 DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
@@ -51,19 +52,42 @@ class MinerProtocolError(TransportError):
 
 
 class MinerResponse:
-    __slots__ = ("body", "headers", "status")
+    """A whole answer; ``nonce`` and ``sender``: the btauth/1 nonce and hotkey the request was
+    signed with (what the miner's receipt is bound to; empty when unknown)."""
 
-    def __init__(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
+    __slots__ = ("body", "headers", "nonce", "sender", "status")
+
+    def __init__(
+        self,
+        status: int,
+        headers: Mapping[str, str],
+        body: bytes,
+        *,
+        nonce: str = "",
+        sender: str = "",
+    ) -> None:
         self.status = status
         self.headers = headers
         self.body = body
+        self.nonce = nonce
+        self.sender = sender
 
 
 class MinerStream(Protocol):
-    """An open response whose body is read as server-sent events."""
+    """An open response whose body is read as server-sent events. ``nonce``/``sender`` as in
+    ``MinerResponse``; ``tap`` hashes every body byte read (None: not hashed)."""
 
     status: int
     headers: Mapping[str, str]
+
+    @property
+    def nonce(self) -> str: ...
+
+    @property
+    def sender(self) -> str: ...
+
+    @property
+    def tap(self) -> StreamReceipt | None: ...
 
     async def read_body(self, timeout: float) -> bytes:
         """The (capped) body of a non-2xx response, then closes."""
@@ -116,11 +140,25 @@ class AiohttpStream:
         "_received",
         "_response",
         "headers",
+        "nonce",
+        "sender",
         "status",
+        "tap",
     )
 
-    def __init__(self, response: aiohttp.ClientResponse, max_bytes: int, max_event: int) -> None:
+    def __init__(
+        self,
+        response: aiohttp.ClientResponse,
+        max_bytes: int,
+        max_event: int,
+        *,
+        nonce: str = "",
+        sender: str = "",
+    ) -> None:
         self._response = response
+        self.nonce = nonce
+        self.sender = sender
+        self.tap = StreamReceipt()
         self.status = response.status
         self.headers: Mapping[str, str] = response.headers
         self._parser = SSEParser(max_line=max_event)
@@ -152,6 +190,7 @@ class AiohttpStream:
                     self._received += len(chunk)
                     if self._received > self._max_bytes:
                         raise MinerProtocolError(f"stream larger than {self._max_bytes} bytes")
+                    self.tap.feed(chunk)
                     events = self._parser.feed(chunk)
                     if events:
                         return events
@@ -217,12 +256,13 @@ class AiohttpMinerClient:
 
     async def _request(
         self, url: str, path: str, body: bytes, receiver: str, accept: str
-    ) -> aiohttp.ClientResponse:
+    ) -> tuple[aiohttp.ClientResponse, str]:
         headers = self._headers(path, body, receiver)
         headers["Accept"] = accept
-        return await self._session.post(
+        response = await self._session.post(
             self._url(url, path), data=body, headers=headers, timeout=self._timeout
         )
+        return response, headers[NONCE_HEADER]
 
     async def post(
         self,
@@ -238,7 +278,7 @@ class AiohttpMinerClient:
         response: aiohttp.ClientResponse | None = None
         try:
             async with asyncio.timeout(timeout):
-                response = await self._request(url, path, body, receiver, "application/json")
+                response, nonce = await self._request(url, path, body, receiver, "application/json")
                 length = response.content_length
                 if length is not None and length > limit:
                     raise MinerProtocolError(f"response larger than {limit} bytes")
@@ -249,7 +289,13 @@ class AiohttpMinerClient:
                     if size > limit:
                         raise MinerProtocolError(f"response larger than {limit} bytes")
                     parts.append(chunk)
-            return MinerResponse(response.status, response.headers, b"".join(parts))
+            return MinerResponse(
+                response.status,
+                response.headers,
+                b"".join(parts),
+                nonce=nonce,
+                sender=self.signer.hotkey,
+            )
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise _map_error(exc) from None
         finally:
@@ -261,10 +307,18 @@ class AiohttpMinerClient:
     ) -> AiohttpStream:
         try:
             async with asyncio.timeout(timeout):
-                response = await self._request(url, path, body, receiver, "text/event-stream")
+                response, nonce = await self._request(
+                    url, path, body, receiver, "text/event-stream"
+                )
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise _map_error(exc) from None
-        return AiohttpStream(response, self.max_stream_bytes, self.max_event_bytes)
+        return AiohttpStream(
+            response,
+            self.max_stream_bytes,
+            self.max_event_bytes,
+            nonce=nonce,
+            sender=self.signer.hotkey,
+        )
 
     async def close(self) -> None:
         await self._session.close()

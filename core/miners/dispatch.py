@@ -8,7 +8,10 @@ candidate: connect error, a timeout (the task's ``timeouts.first_token_s``), 429
 4xx, a malformed or oversized event, or an error event. Each failure cools that miner down
 (``MinerStats``). Once ``open_stream`` returns, the stream belongs to that miner: the caller
 reads it with ``OpenStream.next_batch`` and ends it with ``OpenStream.finish`` (exactly once;
-idempotent), which records the outcome and releases the connection.
+idempotent), which records the outcome and releases the connection (``core.miners.streams``).
+
+Every delivered answer carries a ``Receipt`` (``Delivered.receipt``, ``OpenStream.receipt``): the
+miner's signature with the request nonce and the response digest, verified later by the caller.
 
 When every attempt fails, the error says what happened: ``NoCapacity`` (503, nobody to ask or
 every miner rate-limited us), ``UpstreamTimeout`` (504, every attempt timed out) or
@@ -21,10 +24,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
-import msgspec
 from opentelemetry import trace
 
 from core.miners.attempts import (
@@ -35,10 +37,17 @@ from core.miners.attempts import (
     retry_after,
     status_outcome,
 )
-from core.miners.client import MinerClient, MinerStream, MinerTimeout, TransportError
+from core.miners.client import (
+    MinerClient,
+    MinerResponse,
+    MinerStream,
+    MinerTimeout,
+    TransportError,
+)
+from core.miners.receipts import Receipt
 from core.miners.stats import MinerKey, MinerStats, Outcome
-from protocol.miner import RECEIPT_COMMENT_PREFIX, RECEIPT_HEADER
-from protocol.sse import Event
+from core.miners.streams import DECODE_ERRORS, OpenStream
+from protocol.miner import RECEIPT_HEADER
 
 T = TypeVar("T")
 
@@ -47,7 +56,6 @@ _TRANSPORT_OUTCOMES = {
     "timeout": Outcome.TIMEOUT,
     "protocol": Outcome.BAD_RESPONSE,
 }
-_DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, ValueError)
 
 
 def _interrupted(exc: BaseException) -> tuple[Outcome, str]:
@@ -57,121 +65,26 @@ def _interrupted(exc: BaseException) -> tuple[Outcome, str]:
     return Outcome.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"
 
 
-def _is_error_event(data: bytes) -> bool:
-    return data.lstrip().startswith(b'{"error"') or b'"error":' in data[:64]
-
-
-class OpenStream(Generic[T]):
-    """A miner stream after its first token. ``first`` holds the items read before the commit
-    (decoded), in order; ``next_batch`` returns the next items (empty at the end: check
-    ``done``, true when the miner sent ``[DONE]``)."""
-
-    def __init__(
-        self,
-        dispatcher: Dispatcher,
-        state: DispatchState,
-        endpoint: MinerEndpoint,
-        attempt: Attempt,
-        stream: MinerStream,
-        decode: Callable[[bytes], T],
-        span: trace.Span,
-    ) -> None:
-        self._dispatcher = dispatcher
-        self.state = state
-        self.endpoint = endpoint
-        self.attempt = attempt
-        self._stream = stream
-        self._decode = decode
-        self._span = span
-        self.first: list[T] = []
-        self.done = False
-        self.receipt: str | None = None
-        self._finished = False
-
-    def _take(self, events: list[Event]) -> list[T]:
-        items: list[T] = []
-        for event in events:
-            data = event.data
-            if data is None:
-                comment = event.comment or b""
-                if comment.startswith(RECEIPT_COMMENT_PREFIX.encode()):
-                    self.receipt = comment[len(RECEIPT_COMMENT_PREFIX) :].decode("ascii", "replace")
-                continue
-            if self.done:
-                continue
-            if data == b"[DONE]":
-                self.done = True
-                continue
-            try:
-                items.append(self._decode(data))
-            except _DECODE_ERRORS:
-                if _is_error_event(data):
-                    raise StreamFailure(
-                        Outcome.MIDSTREAM_ERROR, "the miner reported an error"
-                    ) from None
-                raise StreamFailure(
-                    Outcome.BAD_RESPONSE, "the miner sent a malformed event"
-                ) from None
-        return items
-
-    async def next_batch(self, timeout: float) -> list[T]:
-        """Items from the next read (waiting at most ``timeout`` s); ``[]`` at the end."""
-        while not self.done:
-            try:
-                events = await self._stream.next_events(timeout)
-            except TransportError as exc:
-                outcome = Outcome.TIMEOUT if exc.kind == "timeout" else Outcome.MIDSTREAM_ERROR
-                message = "the miner stopped sending" if exc.kind == "timeout" else str(exc)
-                raise StreamFailure(outcome, message) from None
-            if not events:
-                return []
-            items = self._take(events)
-            if items:
-                return items
-        await self._read_to_end(min(timeout, 1.0))
-        return []
-
-    async def _read_to_end(self, timeout: float) -> None:
-        """After ``[DONE]``: read the rest of the body (the receipt comment, the chunked
-        terminator) so the connection goes back to the pool instead of being dropped."""
-        until = time.monotonic() + timeout
-        with contextlib.suppress(TransportError, StreamFailure):
-            while (left := until - time.monotonic()) > 0:
-                events = await self._stream.next_events(left)
-                if not events:
-                    return
-                self._take(events)
-
-    def finish(self, outcome: Outcome, *, units: float = 0.0) -> None:
-        """Record the outcome, release the connection, end the attempt's span. Idempotent and
-        synchronous (safe in ``finally`` of a cancelled task)."""
-        if self._finished:
-            return
-        self._finished = True
-        self._stream.close()
-        attempt = self.attempt
-        now = time.monotonic()
-        attempt.outcome = outcome
-        attempt.duration_s = now - attempt.started
-        after_first = attempt.duration_s - (attempt.ttft_s or 0.0)
-        self._dispatcher.record(
-            self.state, attempt, outcome, units=units, generation_s=after_first, span=self._span
-        )
-
-
 class Delivered(Generic[T]):
     """A whole (non-stream) response from one miner."""
 
     __slots__ = ("attempt", "endpoint", "headers", "receipt", "value")
 
     def __init__(
-        self, value: T, endpoint: MinerEndpoint, attempt: Attempt, headers: Mapping[str, str]
+        self, value: T, endpoint: MinerEndpoint, attempt: Attempt, response: MinerResponse
     ) -> None:
         self.value = value
         self.endpoint = endpoint
         self.attempt = attempt
-        self.headers = headers
-        self.receipt = headers.get(RECEIPT_HEADER)
+        self.headers = response.headers
+        # The body is hashed when the receipt is checked, not here.
+        self.receipt = Receipt(
+            miner=endpoint.hotkey,
+            validator=response.sender,
+            nonce=response.nonce,
+            signature=response.headers.get(RECEIPT_HEADER),
+            body=response.body,
+        )
 
 
 class Dispatcher:
@@ -368,7 +281,7 @@ class Dispatcher:
             except TransportError as exc:
                 self._fail(state, attempt, span, _TRANSPORT_OUTCOMES[exc.kind], str(exc))
                 continue
-            except _DECODE_ERRORS as exc:
+            except DECODE_ERRORS as exc:
                 self._fail(state, attempt, span, Outcome.BAD_RESPONSE, f"invalid answer: {exc}")
                 continue
             except BaseException as exc:
@@ -379,5 +292,5 @@ class Dispatcher:
             self.record(
                 state, attempt, Outcome.OK, units=work, generation_s=attempt.ttft_s, span=span
             )
-            return Delivered(value, endpoint, attempt, response.headers)
+            return Delivered(value, endpoint, attempt, response)
         raise state.failure()

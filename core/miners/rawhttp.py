@@ -6,7 +6,11 @@ request (see ``benchmarks/gateway_overhead.py --client``): the request goes out 
 the response is parsed by ``httptools`` (chunked encoding included) straight into a buffer the
 reader drains. Idle connections are kept per (host, port); a request that fails on a reused
 connection before any byte of the answer is retried once on a fresh one (the miner may have
-closed it while idle).
+closed it while idle). The connections and the pool are in ``core.miners.rawconn``.
+
+Every answer carries the btauth/1 nonce it was signed with (``nonce``, ``sender``); a stream
+hashes the raw body bytes as they arrive (``tap``, a ``StreamReceipt``) so the miner's receipt can
+be checked without keeping the body.
 """
 
 from __future__ import annotations
@@ -14,12 +18,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections import deque
 from collections.abc import Mapping
-from typing import Any, cast
 from urllib.parse import urlsplit
-
-import httptools
 
 from core.miners.client import (
     DEFAULT_MAX_EVENT_BYTES,
@@ -31,185 +31,10 @@ from core.miners.client import (
     MinerResponse,
     MinerTimeout,
 )
-from core.miners.signing import RequestSigner
+from core.miners.rawconn import Connection, Pool
+from core.miners.receipts import StreamReceipt
+from core.miners.signing import NONCE_HEADER, RequestSigner
 from protocol.sse import Event, SSEError, SSEParser
-
-_PAUSE_ABOVE = 1024 * 1024
-_MAX_IDLE_PER_HOST = 256
-
-
-class Headers(dict[str, str]):
-    """Response headers, names stored lower-case and looked up case-insensitively."""
-
-    def __getitem__(self, name: str) -> str:
-        return super().__getitem__(name.lower())
-
-    def get(self, name: str, default: Any = None) -> Any:
-        return super().get(name.lower(), default)
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and super().__contains__(name.lower())
-
-
-class _Connection(asyncio.Protocol):
-    """One TCP connection; one request at a time."""
-
-    def __init__(self, key: tuple[str, int, bool]) -> None:
-        self.key = key
-        self.transport: asyncio.Transport | None = None
-        self.closed = False
-        self.reused = False
-        self._parser = httptools.HttpResponseParser(self)
-        self._waiter: asyncio.Future[None] | None = None
-        self._reset()
-
-    def _reset(self) -> None:
-        self.status = 0
-        self.headers = Headers()
-        self.headers_done = False
-        self.complete = False
-        self.keep_alive = False
-        self.received_any = False
-        self.error: Exception | None = None
-        self._buffer: list[bytes] = []
-        self._buffered = 0
-        self._paused = False
-
-    # asyncio.Protocol ----------------------------------------------------------------------
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast("asyncio.Transport", transport)  # uvloop's is not a subclass
-
-    def data_received(self, data: bytes) -> None:
-        self.received_any = True
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            self.error = MinerProtocolError(f"malformed HTTP response: {exc}")
-            self.close()
-        self._wake()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        if not self.complete and self.error is None:
-            self.error = MinerProtocolError("the miner closed the connection")
-        self._wake()
-
-    # httptools callbacks -------------------------------------------------------------------
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        dict.__setitem__(self.headers, name.decode("latin-1").lower(), value.decode("latin-1"))
-
-    def on_headers_complete(self) -> None:
-        self.status = self._parser.get_status_code()
-        self.headers_done = True
-
-    def on_body(self, body: bytes) -> None:
-        self._buffer.append(body)
-        self._buffered += len(body)
-        if self._buffered > _PAUSE_ABOVE and not self._paused and self.transport is not None:
-            self._paused = True
-            self.transport.pause_reading()
-
-    def on_message_complete(self) -> None:
-        self.complete = True
-        # Only meaningful inside the parser's callbacks.
-        self.keep_alive = self._parser.should_keep_alive()
-
-    # Reading -------------------------------------------------------------------------------
-
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    async def _wait(self) -> None:
-        waiter = self._waiter = asyncio.get_running_loop().create_future()
-        try:
-            await waiter
-        finally:
-            self._waiter = None
-
-    async def wait_headers(self) -> None:
-        while not self.headers_done:
-            if self.error is not None:
-                raise self.error
-            await self._wait()
-
-    def take(self) -> bytes:
-        data = b"".join(self._buffer) if len(self._buffer) != 1 else self._buffer[0]
-        self._buffer.clear()
-        self._buffered = 0
-        if self._paused and self.transport is not None:
-            self._paused = False
-            self.transport.resume_reading()
-        return data
-
-    async def read(self) -> bytes:
-        """The body bytes received so far (waiting for some); ``b""`` at the end."""
-        while not self._buffer:
-            if self.complete:
-                return b""
-            if self.error is not None:
-                raise self.error
-            await self._wait()
-        return self.take()
-
-    @property
-    def reusable(self) -> bool:
-        return self.complete and self.keep_alive and not self.closed
-
-    def close(self) -> None:
-        self.closed = True
-        if self.transport is not None:
-            self.transport.close()
-
-
-class _Pool:
-    def __init__(self, connect_timeout: float, ssl_context: ssl.SSLContext | None) -> None:
-        self.connect_timeout = connect_timeout
-        self.ssl_context = ssl_context
-        self.idle: dict[tuple[str, int, bool], deque[_Connection]] = {}
-
-    async def acquire(self, key: tuple[str, int, bool]) -> _Connection:
-        idle = self.idle.get(key)
-        while idle:
-            connection = idle.pop()
-            if not connection.closed:
-                connection.reused = True
-                connection._reset()
-                return connection
-        host, port, tls = key
-        loop = asyncio.get_running_loop()
-        try:
-            async with asyncio.timeout(self.connect_timeout):
-                _, protocol = await loop.create_connection(
-                    lambda: _Connection(key),
-                    host,
-                    port,
-                    ssl=(self.ssl_context or ssl.create_default_context()) if tls else None,
-                )
-        except TimeoutError:
-            raise MinerConnectError("connect timeout") from None
-        except OSError as exc:
-            raise MinerConnectError(f"connection failed: {exc}") from None
-        return protocol
-
-    def release(self, connection: _Connection) -> None:
-        if not connection.reusable:
-            connection.close()
-            return
-        idle = self.idle.setdefault(connection.key, deque())
-        if len(idle) >= _MAX_IDLE_PER_HOST:
-            connection.close()
-            return
-        idle.append(connection)
-
-    def close(self) -> None:
-        for idle in self.idle.values():
-            for connection in idle:
-                connection.close()
-        self.idle.clear()
 
 
 class RawStream:
@@ -223,14 +48,27 @@ class RawStream:
         "_pool",
         "_received",
         "headers",
+        "nonce",
+        "sender",
         "status",
+        "tap",
     )
 
     def __init__(
-        self, pool: _Pool, connection: _Connection, max_bytes: int, max_event: int
+        self,
+        pool: Pool,
+        connection: Connection,
+        max_bytes: int,
+        max_event: int,
+        *,
+        nonce: str = "",
+        sender: str = "",
     ) -> None:
         self._pool = pool
         self._connection = connection
+        self.nonce = nonce
+        self.sender = sender
+        self.tap = StreamReceipt()
         self.status = connection.status
         self.headers: Mapping[str, str] = connection.headers
         self._parser = SSEParser(max_line=max_event)
@@ -266,6 +104,7 @@ class RawStream:
                     self._received += len(chunk)
                     if self._received > self._max_bytes:
                         raise MinerProtocolError(f"stream larger than {self._max_bytes} bytes")
+                    self.tap.feed(chunk)
                     events = self._parser.feed(chunk)
                     if events:
                         return events
@@ -296,7 +135,7 @@ class RawMinerClient:
         self.max_response_bytes = max_response_bytes
         self.max_stream_bytes = max_stream_bytes
         self.max_event_bytes = max_event_bytes
-        self._pool = _Pool(connect_timeout, ssl_context)
+        self._pool = Pool(connect_timeout, ssl_context)
         self._targets: dict[str, tuple[tuple[str, int, bool], bytes]] = {}
 
     def _target(self, url: str) -> tuple[tuple[str, int, bool], bytes]:
@@ -314,7 +153,7 @@ class RawMinerClient:
 
     def _head(
         self, authority: bytes, path: str, body: bytes, receiver: str, accept: bytes
-    ) -> bytes:
+    ) -> tuple[bytes, str]:
         signed = self.signer.headers(method="POST", path=path, body=body, receiver=receiver)
         lines = [
             b"POST " + path.encode("ascii") + b" HTTP/1.1",
@@ -324,16 +163,16 @@ class RawMinerClient:
             b"Content-Length: " + str(len(body)).encode(),
         ]
         lines.extend(f"{name}: {value}".encode("latin-1") for name, value in signed.items())
-        return b"\r\n".join(lines) + b"\r\n\r\n"
+        return b"\r\n".join(lines) + b"\r\n\r\n", signed[NONCE_HEADER]
 
     async def _send(
         self, url: str, path: str, body: bytes, receiver: str, accept: bytes
-    ) -> _Connection:
+    ) -> tuple[Connection, str]:
         key, authority = self._target(url)
         for _ in range(2):
             connection = await self._pool.acquire(key)
             # Signed per attempt: a retry on a fresh connection carries a fresh nonce.
-            head = self._head(authority, path, body, receiver, accept)
+            head, nonce = self._head(authority, path, body, receiver, accept)
             assert connection.transport is not None
             connection.transport.write(head + body)
             try:
@@ -346,7 +185,7 @@ class RawMinerClient:
             except BaseException:
                 connection.close()
                 raise
-            return connection
+            return connection, nonce
         raise MinerConnectError("the miner keeps closing connections")
 
     async def post(
@@ -360,10 +199,10 @@ class RawMinerClient:
         max_bytes: int | None = None,
     ) -> MinerResponse:
         limit = max_bytes or self.max_response_bytes
-        connection: _Connection | None = None
+        connection: Connection | None = None
         try:
             async with asyncio.timeout(timeout):
-                connection = await self._send(url, path, body, receiver, b"application/json")
+                connection, nonce = await self._send(url, path, body, receiver, b"application/json")
                 length = connection.headers.get("content-length")
                 if length is not None and length.isdigit() and int(length) > limit:
                     raise MinerProtocolError(f"response larger than {limit} bytes")
@@ -379,17 +218,32 @@ class RawMinerClient:
         finally:
             if connection is not None:
                 self._pool.release(connection)
-        return MinerResponse(connection.status, connection.headers, b"".join(parts))
+        return MinerResponse(
+            connection.status,
+            connection.headers,
+            b"".join(parts),
+            nonce=nonce,
+            sender=self.signer.hotkey,
+        )
 
     async def open_stream(
         self, url: str, path: str, body: bytes, *, receiver: str, timeout: float
     ) -> RawStream:
         try:
             async with asyncio.timeout(timeout):
-                connection = await self._send(url, path, body, receiver, b"text/event-stream")
+                connection, nonce = await self._send(
+                    url, path, body, receiver, b"text/event-stream"
+                )
         except TimeoutError:
             raise MinerTimeout("timed out") from None
-        return RawStream(self._pool, connection, self.max_stream_bytes, self.max_event_bytes)
+        return RawStream(
+            self._pool,
+            connection,
+            self.max_stream_bytes,
+            self.max_event_bytes,
+            nonce=nonce,
+            sender=self.signer.hotkey,
+        )
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):

@@ -14,6 +14,9 @@ from bittensor import http_auth
 from bittensor.signing import resolve_signer
 from bittensor.wallets import CRYPTO_TYPE_NAMES
 
+# The header carrying the request's nonce: what the miner's receipt is bound to.
+NONCE_HEADER: str = http_auth.HEADER_NONCE
+
 
 class Signer(Protocol):
     """The part of ``bittensor.Signer`` we rely on (a ``Keypair`` satisfies it)."""

@@ -9,10 +9,9 @@ seconds, capped at ``max``; a 429 cools it down for its ``Retry-After`` (within 
 a success clears it. A cancelled call (the client went away) is no evidence either way.
 
 ``MinerStats`` is the interface. Reads (``snapshot``, ``available``) and writes are synchronous so
-the request path never waits on I/O; ``InProcessStats`` keeps everything in this process. A
-Redis-shared implementation for several gateway replicas fits the same interface: in-flight
-counts as INCR/DECR issued in the background, cool-downs as keys with a TTL, EWMAs merged
-periodically, and reads from a local mirror refreshed every ~100 ms.
+the request path never waits on I/O; ``InProcessStats`` keeps everything in this process (tests,
+the scoring process). ``core.miners.shared_stats.SharedStats`` wraps one and shares it across
+gateway replicas through Redis in the background.
 """
 
 from __future__ import annotations
@@ -64,6 +63,7 @@ class MinerSnapshot:
         "rate",
         "requests",
         "ttft_s",
+        "updated_at",
     )
 
     def __init__(self) -> None:
@@ -75,6 +75,7 @@ class MinerSnapshot:
         self.consecutive_failures = 0
         self.last_outcome: Outcome | None = None
         self.requests = 0
+        self.updated_at = 0.0  # monotonic time of the last recorded outcome
 
     def copy(self) -> MinerSnapshot:
         other = MinerSnapshot()
@@ -134,6 +135,10 @@ class InProcessStats:
         entry = self._entries.get(key)
         return entry is None or entry.cooldown_until <= now
 
+    def entries(self) -> list[tuple[MinerKey, MinerSnapshot]]:
+        """Every miner observed so far (live objects: read, do not keep)."""
+        return list(self._entries.items())
+
     def _entry(self, key: MinerKey) -> MinerSnapshot:
         entry = self._entries.get(key)
         if entry is None:
@@ -159,6 +164,7 @@ class InProcessStats:
             return
         entry.requests += 1
         entry.last_outcome = outcome
+        now = entry.updated_at = self._clock()
         if ttft_s is not None:
             entry.ttft_s = self._ewma(entry.ttft_s, ttft_s, self.alpha)
         if units > 0 and duration_s is not None and duration_s > 0:
@@ -169,7 +175,6 @@ class InProcessStats:
             entry.consecutive_failures = 0
             entry.cooldown_until = 0.0
             return
-        now = self._clock()
         if outcome is Outcome.RATE_LIMITED:
             wait = retry_after_s if retry_after_s is not None else self.cooldown_base_s
         else:

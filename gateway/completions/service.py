@@ -7,36 +7,28 @@ as are penalties and ``logit_bias``. ``max_tokens`` defaults to 16, as OpenAI's 
 
 from __future__ import annotations
 
-import random
 import time
 
 import msgspec
 
 from core.errors import InvalidRequest
+from core.miners.collect import COMPLETION_CHUNK
+from core.miners.collect import completion_first_token as first_token
+from core.miners.requests import completion_call
 from gateway.accounting import CostEstimate
-from gateway.chat.service import SEED_RANGE, max_tokens_for
 from gateway.completions.relay import CompletionRelay, CompletionRelayOptions
 from gateway.context import RequestContext
 from gateway.ids import object_id
 from gateway.relay import TextPlan
 from gateway.validation import shaped, unsupported
 from protocol.catalog import Task
-from protocol.miner import MinerCompletionChunk, MinerCompletionRequest
-from protocol.openai.chat import StreamOptions
+from protocol.miner import MinerCompletionChunk
 from protocol.openai.completions import CompletionRequest
 from protocol.openai.shapes import ShapeError, prompt_of
 
 REQUEST = msgspec.json.Decoder(CompletionRequest)
-CHUNK = msgspec.json.Decoder(MinerCompletionChunk)
+CHUNK = COMPLETION_CHUNK
 MINER_PATH = "/v1/completions"
-DEFAULT_MAX_TOKENS = 16
-
-
-def first_token(chunk: MinerCompletionChunk) -> bool:
-    return any(
-        choice.token_ids or choice.finish_reason is not None or choice.text
-        for choice in chunk.choices
-    )
 
 
 def reject_unsupported(request: CompletionRequest, max_n: int) -> None:
@@ -70,28 +62,10 @@ def plan_completion(
         prompt = prompt_of(request.prompt)
     except ShapeError as exc:
         raise shaped(exc) from None
-    counter = ctx.gateway.counter(task.id)
-    exact = counter.exact or not isinstance(prompt, str)
-    prompt_tokens = counter.prompt(prompt) if isinstance(prompt, str) else len(prompt)
-    requested = request.max_tokens
-    if requested is None:
-        requested = min(DEFAULT_MAX_TOKENS, text.max_output_tokens)
-    max_tokens = max_tokens_for(requested, "max_tokens", text, prompt_tokens, exact=exact)
-    n = request.n or 1
+    call = completion_call(task, request, prompt, ctx.gateway.counter(task.id))
+    prompt_tokens, max_tokens, n = call.prompt_tokens, call.max_tokens, call.n
     stream = bool(request.stream)
-    miner_request = MinerCompletionRequest(
-        model=task.id,
-        prompt=prompt if isinstance(prompt, str) else [*prompt],
-        max_tokens=max_tokens,
-        temperature=request.temperature,
-        top_p=request.top_p,
-        n=n,
-        stop=request.stop,
-        seed=request.seed if request.seed is not None else random.randrange(SEED_RANGE),
-        stream=True,
-        stream_options=StreamOptions(include_usage=True),
-        logprobs=request.logprobs or 0,
-    )
+    miner_request = call.request
     options = CompletionRelayOptions(
         id=object_id("cmpl-"),
         created=int(time.time()),

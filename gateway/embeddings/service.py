@@ -8,15 +8,24 @@ here. ``usage.prompt_tokens`` is the gateway's own count with the task's tokeniz
 
 from __future__ import annotations
 
-import math
+import asyncio
 
 import msgspec
 
 from core.errors import InvalidRequest
+from core.miners import DispatchState
+from core.miners.requests import check_vectors, miner_embeddings
 from gateway.accounting import CostEstimate, DeliveredUsage
 from gateway.context import RequestContext
 from gateway.http import JSONResponse, json_response
-from gateway.pipeline import dispatch_state, finish_json, release, settle
+from gateway.pipeline import (
+    attempts_done,
+    dispatch_state,
+    finish_json,
+    release,
+    release_later,
+    settle,
+)
 from gateway.relay import ENCODER
 from gateway.validation import shaped
 from protocol.catalog import EmbeddingSpec, Task
@@ -61,19 +70,6 @@ def count_inputs(ctx: RequestContext, task: Task, spec: EmbeddingSpec, inputs: I
     return total
 
 
-def check_vectors(result: MinerEmbeddingList, expected: int, dimensions: int) -> None:
-    """Raise ``ValueError`` unless there is one finite vector of the right size per input."""
-    if len(result.data) != expected:
-        raise ValueError(f"{len(result.data)} vectors for {expected} inputs")
-    if sorted(item.index for item in result.data) != list(range(expected)):
-        raise ValueError("vector indexes are not 0..n-1")
-    for item in result.data:
-        if len(item.embedding) != dimensions:
-            raise ValueError(f"a vector has {len(item.embedding)} dimensions, not {dimensions}")
-        if not all(math.isfinite(value) for value in item.embedding):
-            raise ValueError("a vector has a non-finite value")
-
-
 async def serve_embeddings(
     ctx: RequestContext, task: Task, request: EmbeddingRequest
 ) -> JSONResponse:
@@ -90,19 +86,17 @@ async def serve_embeddings(
         raise shaped(exc) from None
     tokens = count_inputs(ctx, task, spec, inputs)
     dimensions = request.dimensions or spec.dimensions
-    loose: list[str | int | list[int]] = [*inputs]
-    miner_request = EmbeddingRequest(
-        model=task.id, input=loose, encoding_format="float", dimensions=request.dimensions
-    )
+    miner_request = miner_embeddings(task, inputs, request.dimensions)
     hold = await gw.accounting.admit(
         ctx.caller, task, CostEstimate(input_tokens=tokens), request_id=ctx.request_id
     )
-    state = await dispatch_state(ctx, task)
 
     async def check(result: MinerEmbeddingList) -> None:
         check_vectors(result, len(inputs), dimensions)
 
+    state: DispatchState | None = None
     try:
+        state = await dispatch_state(ctx, task)
         delivered = await gw.dispatcher.call(
             state,
             MINER_PATH,
@@ -111,8 +105,12 @@ async def serve_embeddings(
             check=check,
             units=lambda _: float(tokens),
         )
+    except asyncio.CancelledError:
+        release_later(ctx, hold)
+        raise
     except Exception as exc:
-        gw.metrics.attempts_made(task.id, state.attempts)
+        if state is not None:
+            attempts_done(ctx, task, state)
         await release(ctx, hold, exc)
         raise
     base64 = request.encoding_format == "base64"
@@ -141,6 +139,7 @@ async def serve_embeddings(
         miner_request=miner_request,
         result=delivered.value,
         receipt=delivered.receipt,
+        volume=float(tokens),
     )
     gw.metrics.add(gw.metrics.prompt_tokens, tokens, task.id)
     return json_response(

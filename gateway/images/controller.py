@@ -8,6 +8,7 @@ from litestar import Request, post
 from litestar.types import ASGIApp
 
 from core.errors import InvalidRequest
+from core.miners.requests import miner_generation, plan_image
 from gateway.context import begin, resolve_task
 from gateway.images.edits import read_edit_form
 from gateway.images.service import (
@@ -15,8 +16,6 @@ from gateway.images.service import (
     GENERATION_REQUEST,
     GENERATIONS_PATH,
     miner_edit,
-    miner_generation,
-    plan_image,
     serve_images,
 )
 from gateway.state import Gateway

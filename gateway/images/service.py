@@ -10,21 +10,26 @@ client sees it; a miner returning garbage fails over to the next.
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 
 import msgspec
 
-from core.errors import InvalidRequest
+from core.miners import DispatchState
+from core.miners.requests import ImagePlan
 from gateway.accounting import CostEstimate, DeliveredUsage
-from gateway.chat.service import SEED_RANGE
 from gateway.context import RequestContext
 from gateway.http import JSONResponse, json_response
 from gateway.images.decode import check_miner_images
-from gateway.pipeline import dispatch_state, finish_json, release, settle
+from gateway.pipeline import (
+    attempts_done,
+    dispatch_state,
+    finish_json,
+    release,
+    release_later,
+    settle,
+)
 from gateway.relay import ENCODER
-from gateway.validation import unsupported
-from protocol.catalog import ImageSpec, Task, parse_size
+from protocol.catalog import Task
 from protocol.miner import MAX_IMAGE_B64, MinerImageEditRequest, MinerImagesResponse
 from protocol.openai.images import (
     ImageData,
@@ -36,67 +41,7 @@ from protocol.openai.images import (
 GENERATION_REQUEST = msgspec.json.Decoder(ImageGenerationRequest)
 RESPONSE = msgspec.json.Decoder(MinerImagesResponse)
 GENERATIONS_PATH = "/v1/images/generations"
-MAX_IMAGE_SEED = 2**32 - 1
 EDITS_PATH = "/v1/images/edits"
-
-
-class ImagePlan(msgspec.Struct, frozen=True):
-    size: str
-    width: int
-    height: int
-    n: int
-    steps: int
-    seed: int
-
-
-def plan_image(spec: ImageSpec, request: ImageGenerationRequest | ImageEditFields) -> ImagePlan:
-    if request.response_format == "url":
-        raise unsupported(
-            "response_format", "response_format 'url' is not supported; use 'b64_json'."
-        )
-    size = request.size or "auto"
-    if size == "auto":
-        size = spec.default_size
-    if size not in spec.sizes:
-        raise InvalidRequest(
-            f"size must be one of {', '.join(spec.sizes)} for this model.", param="size"
-        )
-    n = request.n or 1
-    if n > spec.max_n:
-        raise InvalidRequest(f"n must be at most {spec.max_n} for this model.", param="n")
-    steps = request.steps or spec.default_steps
-    if steps > spec.max_steps:
-        raise InvalidRequest(
-            f"steps must be at most {spec.max_steps} for this model.", param="steps"
-        )
-    width, height = parse_size(size)
-    seed = request.seed if request.seed is not None else random.randrange(SEED_RANGE)
-    if not 0 <= seed <= MAX_IMAGE_SEED - (n - 1):
-        # Image i is generated with seed + i, as a 32-bit generator seed.
-        raise InvalidRequest(
-            f"seed must be between 0 and {MAX_IMAGE_SEED - (n - 1)} for n={n}.", param="seed"
-        )
-    return ImagePlan(size=size, width=width, height=height, n=n, steps=steps, seed=seed)
-
-
-def miner_generation(
-    task: Task, request: ImageGenerationRequest, plan: ImagePlan
-) -> ImageGenerationRequest:
-    return msgspec.structs.replace(
-        request,
-        model=task.id,
-        n=plan.n,
-        size=plan.size,
-        response_format="b64_json",
-        steps=plan.steps,
-        seed=plan.seed,
-        quality=None,
-        style=None,
-        background=None,
-        moderation=None,
-        user=None,
-        output_compression=None,
-    )
 
 
 def miner_edit(
@@ -132,7 +77,6 @@ async def serve_images(
     assert ctx.caller is not None
     estimate = CostEstimate(images=plan.n, steps=plan.n * plan.steps)
     hold = await gw.accounting.admit(ctx.caller, task, estimate, request_id=ctx.request_id)
-    state = await dispatch_state(ctx, task)
 
     async def check(result: MinerImagesResponse) -> None:
         encoded = [item.b64_json for item in result.data]
@@ -140,7 +84,9 @@ async def serve_images(
             check_miner_images, encoded, count=plan.n, width=plan.width, height=plan.height
         )
 
+    state: DispatchState | None = None
     try:
+        state = await dispatch_state(ctx, task)
         delivered = await gw.dispatcher.call(
             state,
             path,
@@ -150,8 +96,12 @@ async def serve_images(
             units=lambda _: float(plan.n * plan.steps),
             max_bytes=plan.n * (MAX_IMAGE_B64 + 4096) + 65_536,
         )
+    except asyncio.CancelledError:
+        release_later(ctx, hold)
+        raise
     except Exception as exc:
-        gw.metrics.attempts_made(task.id, state.attempts)
+        if state is not None:
+            attempts_done(ctx, task, state)
         await release(ctx, hold, exc)
         raise
     result = delivered.value
@@ -179,6 +129,7 @@ async def serve_images(
         miner_request=miner_request,
         result=result,
         receipt=delivered.receipt,
+        volume=float(plan.n * plan.steps),
     )
     return json_response(
         body, headers={**hold.headers, **charged, "x-sn19-attempts": str(len(state.attempts))}

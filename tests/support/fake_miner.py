@@ -4,20 +4,27 @@ and relay, and for measuring the gateway's own CPU per request without sockets."
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
 
 from core.miners import MinerConnectError, MinerResponse, MinerTimeout
+from core.miners.receipts import StreamReceipt
 from protocol.sse import Event, SSEParser
+
+# The "validator hotkey" fake calls are signed with (receipts from fakes never verify).
+FAKE_SENDER = "5FakeValidator" + "x" * 34
+_NONCES = itertools.count(1)
 
 Behaviour = Callable[[str, str, bytes], "Canned"]
 
 
 class Canned:
     """One scripted answer: status, headers, and body pieces (each one network read), with an
-    optional delay before each piece; ``error`` raised instead of answering."""
+    optional delay before each piece; ``error`` raised instead of answering; ``gate``: the
+    pieces after the first wait until the event is set (a request held in flight)."""
 
     def __init__(
         self,
@@ -29,6 +36,7 @@ class Canned:
         first_delay_s: float = 0.0,
         error: Exception | None = None,
         drop_after: int | None = None,
+        gate: asyncio.Event | None = None,
     ) -> None:
         self.status = status
         self.pieces = pieces or []
@@ -37,10 +45,14 @@ class Canned:
         self.first_delay_s = first_delay_s
         self.error = error
         self.drop_after = drop_after
+        self.gate = gate
 
 
 class FakeStream:
     def __init__(self, canned: Canned) -> None:
+        self.nonce = str(next(_NONCES))
+        self.sender = FAKE_SENDER
+        self.tap = StreamReceipt()
         self.status = canned.status
         self.headers: Mapping[str, str] = canned.headers
         self._canned = canned
@@ -67,8 +79,14 @@ class FakeStream:
                     await asyncio.sleep(timeout)
                     raise MinerTimeout("timed out")
                 await asyncio.sleep(delay)
+            if canned.gate is not None and self._index > 0:
+                try:
+                    await asyncio.wait_for(canned.gate.wait(), timeout)
+                except TimeoutError:
+                    raise MinerTimeout("timed out") from None
             piece = canned.pieces[self._index]
             self._index += 1
+            self.tap.feed(piece)
             events = self._parser.feed(piece)
             if events:
                 return events
@@ -104,7 +122,13 @@ class FakeMinerClient:
             raise MinerTimeout("timed out")
         if canned.first_delay_s:
             await asyncio.sleep(canned.first_delay_s)
-        return MinerResponse(canned.status, canned.headers, b"".join(canned.pieces))
+        return MinerResponse(
+            canned.status,
+            canned.headers,
+            b"".join(canned.pieces),
+            nonce=str(next(_NONCES)),
+            sender=FAKE_SENDER,
+        )
 
     async def open_stream(
         self, url: str, path: str, body: bytes, *, receiver: str, timeout: float

@@ -38,7 +38,9 @@ async def test_sn19_gateway_serves_and_stops(
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
-    waiter = asyncio.get_running_loop().create_task(asyncio.sleep(3600))
+    # Ends when the process does, so a gateway that fails to start fails the test at once.
+    waiter = asyncio.get_running_loop().create_task(asyncio.to_thread(proc.wait))
+    output = b""
     try:
         await wait_ready(url + "/healthz", waiter, timeout=120)
         async with aiohttp.ClientSession() as session:
@@ -50,8 +52,10 @@ async def test_sn19_gateway_serves_and_stops(
             async with session.get(url + "/healthz") as response:
                 assert await response.json() == {"status": "ok", "redis": True}
     finally:
-        waiter.cancel()
-        proc.send_signal(signal.SIGINT)
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGINT)
         output, _ = proc.communicate(timeout=30)
+        await waiter
+        print(output.decode()[-4000:])  # shown by pytest when the test fails
     assert proc.returncode == 0, output.decode()[-2000:]
     assert b'"message":"sn19 gateway listening on http://127.0.0.1:%d' % port in output

@@ -11,7 +11,7 @@ import openai
 import pytest
 from PIL import Image
 
-from tests.integration.gateway.conftest import API_KEY, CHAT, EMBED, IMAGE, Stack
+from tests.integration.gateway.conftest import CHAT, EMBED, IMAGE, Stack
 from tests.support.miner_streams import png
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi!"}]
@@ -139,7 +139,7 @@ async def test_raw_sse_ends_with_done(fast_stack: Stack) -> None:
         session.post(
             fast_stack.gateway_url + "/v1/chat/completions",
             json={"model": CHAT, "messages": MESSAGES, "stream": True},
-            headers={"Authorization": f"Bearer {API_KEY}"},
+            headers={"Authorization": f"Bearer {fast_stack.api_key}"},
         ) as response,
     ):
         body = await response.read()
@@ -147,3 +147,19 @@ async def test_raw_sse_ends_with_done(fast_stack: Stack) -> None:
         assert response.headers["x-request-id"]
     assert body.endswith(b"data: [DONE]\n\n")
     assert b"token_ids" not in body
+
+
+async def test_billing_endpoints_follow_the_mode(fast_stack: Stack) -> None:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(
+            fast_stack.gateway_url + "/v1/billing/balance",
+            headers={"Authorization": f"Bearer {fast_stack.api_key}"},
+        ) as response,
+    ):
+        body = await response.json()
+    if fast_stack.billing:  # the sn19 dev account and its credits
+        assert response.status == 200 and body["object"] == "billing.balance"
+        assert 0 < body["available_micro"] <= 1_000 * 1_000_000
+    else:
+        assert response.status == 503 and body["error"]["code"] == "billing_unavailable"

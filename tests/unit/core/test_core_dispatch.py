@@ -188,4 +188,6 @@ async def test_receipt_comment_is_kept(dev_catalog: Catalog) -> None:
     opened = await open_chat(dispatcher, state)
     while await opened.next_batch(1.0):
         pass
-    assert opened.receipt == "0xabc"
+    opened.finish(Outcome.OK)
+    assert opened.receipt is not None and opened.receipt.signature == "0xabc"
+    assert opened.receipt.check() == "invalid"  # not a signature over this stream

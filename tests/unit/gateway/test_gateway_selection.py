@@ -7,6 +7,8 @@ import random
 import time
 from collections import Counter
 
+import msgspec
+
 from core.miners import InProcessStats, Outcome
 from gateway.selection import RouteCache, Selector
 from tests.support.gateway import CHAT, StaticRoutes, route
@@ -81,3 +83,42 @@ async def test_route_cache_serves_from_memory_and_refreshes() -> None:
     assert [r.uid for r in await cache.routes(CHAT)] == [2]
     started = time.monotonic()
     assert time.monotonic() - started < 1
+
+
+async def test_only_miners_with_an_open_contender_for_the_task_are_candidates() -> None:
+    """Routes are the scoring leader's open contenders: a miner with great live numbers but no
+    route for the task (none at all, or only for another task) is never picked."""
+    chat = [route(CHAT, 1), route(CHAT, 2)]
+    other = route("all-minilm-l6-v2", 3)
+    stats = InProcessStats(alpha=1.0)
+    stray = (CHAT, "5Stray" + "x" * 42)
+    stats.release(stray, Outcome.OK, ttft_s=0.001)
+    stats.release((CHAT, other.hotkey), Outcome.OK, ttft_s=0.001)
+    stats.release((CHAT, chat[0].hotkey), Outcome.OK, ttft_s=5.0)
+    chooser = Selector(StaticRoutes([*chat, other]), stats, rng=random.Random(3))
+    picked = {r.hotkey for _ in range(300) for r in await chooser.candidates(CHAT)}
+    assert picked == {chat[0].hotkey, chat[1].hotkey}
+    assert await Selector(StaticRoutes([other]), stats).candidates(CHAT) == []
+
+
+def test_routes_of_an_ended_period_are_not_used_after_the_grace() -> None:
+    now = 1_000_000.0
+    live = msgspec.structs.replace(route(CHAT, 1), period_end=now + 600)
+    just_ended = msgspec.structs.replace(route(CHAT, 2), period_end=now - 10)
+    closed = msgspec.structs.replace(route(CHAT, 3), period_end=now - 31)
+    unknown = route(CHAT, 4)  # period_end 0: no period information (tests, old tables)
+    chooser = Selector(StaticRoutes([]), InProcessStats(), route_grace_s=30.0, wall=lambda: now)
+    order = chooser.order([live, just_ended, closed, unknown])
+    assert sorted(r.uid for r in order) == [1, 2, 4]
+
+
+def test_faster_generation_raises_the_score_within_bounds() -> None:
+    routes = [route(CHAT, 1), route(CHAT, 2), route(CHAT, 3)]
+    stats = InProcessStats(alpha=1.0)
+    for r, rate in zip(routes, (100.0, 200.0, 1000.0), strict=True):
+        stats.release((CHAT, r.hotkey), Outcome.OK, ttft_s=0.2, units=rate, duration_s=1.0)
+    chooser = selector(routes, stats)
+    mean = chooser.mean_rate(routes)
+    slow, fast, fastest = (chooser.score(r, mean) for r in routes)
+    assert slow < fast < fastest
+    assert fastest <= 2.0 * chooser.score(routes[2])  # bounded: speed never dominates
