@@ -26,6 +26,9 @@ class DatabaseSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     pool_size: int = 10
     echo: bool = False
     # PostgreSQL pool: connections beyond pool_size, and how long a checkout waits for one.
+    # A gateway with billing also keeps up to pool_size connections for per-request holds and
+    # settles: size the server's max_connections for replicas × (2 × pool_size + max_overflow)
+    # plus the scoring, checker and CLI processes.
     max_overflow: int = 10
     pool_timeout_s: float = 30.0
     # SQLite: how long a writer waits for the database's write lock before failing.
@@ -82,6 +85,12 @@ class GatewaySettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     # Cool-down after a miner failure: base seconds, doubling per consecutive failure, capped.
     cooldown_base_s: float = 2.0
     cooldown_max_s: float = 120.0
+    # Live miner stats (in flight, EWMA latency and speed, error rate, cool-downs) are shared
+    # with the other replicas through Redis this often; 0: this process's own numbers only.
+    stats_sync_s: float = 0.5
+    # A route whose scoring period ended more than this long ago is not used (its contender is
+    # closed); covers the seconds the scoring leader takes to publish the next period's routes.
+    route_grace_s: float = 30.0
     # Retry-After sent with 503 no_capacity.
     retry_after_s: int = 5
     # Keep-alive comments while waiting for a slow miner's first token.
@@ -99,10 +108,36 @@ class TelemetrySettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True)
 
 
 class CheckerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """The check queue and its workers (docs/checker.md)."""
+
     # Share of organic results sent to the checker.
     organic_sample_rate: float = 0.1
+    # Jobs a worker takes from the queue at once (grouped by task so models are not swapped).
     batch_size: int = 16
+    # Device of the reference engines ("cpu", "cuda", "cuda:1"); empty: the catalog's choice.
     device: str = ""
+    # Consumer name in the queue's consumer group; empty: <hostname>-<pid>.
+    consumer: str = ""
+    # Batches a worker checks at once (each task's engine still runs one job at a time).
+    concurrency: int = 1
+    # A delivered job unacknowledged this long is taken over by another worker (its worker
+    # died); live workers keep their in-flight jobs fresh every third of it.
+    claim_idle_s: float = 60.0
+    # Deliveries after which a job is dead-lettered and scored 0 (it keeps killing workers).
+    max_deliveries: int = 3
+    # How long a read waits for new jobs (keep it under the Redis client's 5 s socket timeout).
+    block_ms: int = 2000
+    # The stream is trimmed to about this many entries; larger jobs are enqueued without their
+    # payload (and scored 0).
+    queue_maxlen: int = 100_000
+    max_job_bytes: int = 64 * 1024 * 1024
+    # Reference engines kept loaded at once (least recently used unloaded beyond).
+    max_loaded_models: int = 4
+    # torch threads of the reference engines; 0: the engine's default.
+    threads: int = 0
+    # Prometheus metrics on http://<metrics_host>:<metrics_port>/metrics; 0: not served.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 0
 
 
 class ScoringSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -133,6 +168,12 @@ class ScoringSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     leader_poll_s: float = 1.0
     # Synthetic requests: random shift of each send, as a share of the spacing between sends.
     synthetic_jitter: float = 0.25
+    # Send the synthetic schedule (scoring.sender); off: contenders are tested by organic
+    # traffic only.
+    synthetic_enabled: bool = True
+    # A due synthetic request waits at most this long for the miner to be below its announced
+    # concurrency (never queueing in front of organic traffic); then it is skipped.
+    synthetic_defer_s: float = 30.0
 
 
 class BillingSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

@@ -20,10 +20,10 @@ _FACTORIES: dict[tuple[str, str], tuple[str, str]] = {
     ("forward", "chat"): ("inference.forward", "ForwardTextEngine"),
     ("instant", "chat"): ("inference.instant", "InstantTextEngine"),
     ("diffusers", "image"): ("inference.diffusers_image", "DiffusersImageEngine"),
-    ("forward", "image"): ("inference.forward", "ForwardImageEngine"),
+    ("forward", "image"): ("inference.forward_media", "ForwardImageEngine"),
     ("sentence-transformers", "embedding"): ("inference.sentence_embed", "SentenceEmbeddingEngine"),
     ("transformers", "embedding"): ("inference.sentence_embed", "SentenceEmbeddingEngine"),
-    ("forward", "embedding"): ("inference.forward", "ForwardEmbeddingEngine"),
+    ("forward", "embedding"): ("inference.forward_media", "ForwardEmbeddingEngine"),
 }
 
 

@@ -1,14 +1,14 @@
 """`sn19 dev`: the whole validator plus local miners on this machine, on the dev catalog.
 
 Starts an embedded Redis, writes wallets and the local network file under the data directory,
-starts N miners, the gateway, the scoring loop and a checker as separate processes on real ports,
-shows progress while they load their models, prints the base URL and the API key, and stops
-everything cleanly on Ctrl-C.
+runs the database migrations and creates the ``dev`` account with credits and an API key (billing
+is on, as in production), starts N miners, the gateway, the scoring loop and a checker as separate
+processes on real ports, shows progress while they load their models, prints the base URL and the
+API key, and stops everything cleanly on Ctrl-C.
 """
 
 from __future__ import annotations
 
-import secrets
 import signal
 import socket
 import sys
@@ -90,6 +90,8 @@ def _run(plan: DevPlan) -> None:
     click.echo(click.style("sn19 dev is running.", bold=True))
     click.echo(f"  Base URL   {plan.base_url}/v1")
     click.echo(f"  API key    {plan.api_key}")
+    email, password = plan.operator
+    click.echo(f"  Dashboard  {plan.base_url}/dashboard  (sign in: {email} / {password})")
     click.echo(f"  Data dir   {plan.data_dir}  (logs in {plan.data_dir / 'logs'})")
     click.echo("")
     click.echo("  Try it:")
@@ -116,7 +118,18 @@ def _run(plan: DevPlan) -> None:
 @click.command()
 @click.option("--port", default=8080, show_default=True, help="Gateway port.")
 @click.option("--miners", "miner_count", default=3, show_default=True, type=click.IntRange(1, 32))
-@click.option("--api-key", default=None, help="Use this API key instead of a generated one.")
+@click.option(
+    "--api-key",
+    default=None,
+    help="Use this API key (an sk-sn19- key, e.g. from an earlier run) instead of a new one.",
+)
+@click.option(
+    "--credits",
+    default=1_000,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Credits the dev account is topped up to.",
+)
 @click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -132,11 +145,21 @@ def command(
     port: int,
     miner_count: int,
     api_key: str | None,
+    credits: int,
     data_dir: Path,
     miner_port: int,
     period_s: float,
 ) -> None:
     """Run the whole validator plus local miners on the dev catalog (CPU models)."""
+    from billing.keys import generate_secret, is_well_formed
+
+    if api_key is not None and not is_well_formed(api_key):
+        raise click.BadParameter(
+            "not an sn19 API key: keys are 'sk-sn19-' + 32 letters/digits + a 6-character "
+            "checksum (46 characters), as printed by an earlier `sn19 dev` or `sn19 keys create`."
+            " Omit --api-key to get a new one.",
+            param_hint="--api-key",
+        )
     ports = [port, *range(miner_port, miner_port + miner_count)]
     busy = [p for p in ports if not _port_free(p)]
     if busy:
@@ -150,7 +173,8 @@ def command(
         port=port,
         miner_count=miner_count,
         miner_port=miner_port,
-        api_key=api_key or "sk-sn19-dev-" + secrets.token_urlsafe(24),
+        api_key=api_key or generate_secret(),
         period_s=period_s,
+        credits=credits,
     )
     _run(plan)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.redis import EmbeddedRedis
+from core.settings import Settings
 from protocol.catalog import resolve_catalog
 from sn19.dev.layout import MinerLayout, ensure_wallet, render_toml, write_chain_file
 from sn19.dev.supervisor import Child, sn19_argv
@@ -27,13 +28,16 @@ class DevPlan:
     api_key: str
     chat_model: str
     redis: EmbeddedRedis
+    credits: int = 1_000
+    # The dashboard's dev administrator (e-mail, password), set by the preparation step.
+    operator: tuple[str, str] = ("", "")
     prepare_steps: list[Step] = field(default_factory=list)
     children: list[tuple[Child, str, float]] = field(default_factory=list)
 
 
-def validator_config(
-    *, data_dir: Path, port: int, api_key: str, redis_url: str, period_s: float
-) -> str:
+def validator_config(*, data_dir: Path, port: int, redis_url: str, period_s: float) -> str:
+    """Billing is on: the gateway accepts the database keys (the dev key among them); the
+    environment is "dev", so the built-in dev key-hash secret is allowed."""
     return render_toml(
         {
             "": {"data_dir": str(data_dir), "catalog": "dev", "environment": "dev"},
@@ -50,8 +54,9 @@ def validator_config(
                 "hotkey": "default",
                 "path": str(data_dir / "wallets"),
             },
-            "gateway": {"host": "127.0.0.1", "port": port, "api_keys": [api_key]},
+            "gateway": {"host": "127.0.0.1", "port": port},
             "scoring": {"period_s": period_s},
+            "billing": {"enabled": True},
         }
     )
 
@@ -78,7 +83,10 @@ def build_plan(
     miner_port: int,
     api_key: str,
     period_s: float,
+    credits: int = 1_000,
 ) -> DevPlan:
+    """``api_key``: a well-formed ``sk-sn19-`` secret (``billing.keys.generate_secret``); the
+    billing step registers it on the dev account (or finds it there) with ``credits``."""
     catalog = resolve_catalog("dev")
     chat_model = next(task.id for task in catalog.enabled() if task.kind == "chat")
     redis = EmbeddedRedis(data_dir / "redis")
@@ -88,6 +96,7 @@ def build_plan(
         api_key=api_key,
         chat_model=chat_model,
         redis=redis,
+        credits=credits,
     )
     wallets = data_dir / "wallets"
     configs = data_dir / "config"
@@ -111,7 +120,6 @@ def build_plan(
             validator_config(
                 data_dir=data_dir,
                 port=port,
-                api_key=api_key,
                 redis_url=redis.url,
                 period_s=period_s,
             ),
@@ -151,6 +159,18 @@ def build_plan(
         plan.children.append(
             (
                 Child(
+                    name="checker",
+                    argv=sn19_argv("checker", "--config", validator_toml),
+                    log_path=logs / "checker.log",
+                    health_url=None,
+                ),
+                "checker (models load on first job)",
+                60.0,
+            )
+        )
+        plan.children.append(
+            (
+                Child(
                     name="gateway",
                     argv=sn19_argv("gateway", "--config", validator_toml),
                     log_path=logs / "gateway.log",
@@ -161,8 +181,22 @@ def build_plan(
             )
         )
 
+    def prepare_billing() -> None:
+        from billing.dev import prepare_dev_billing
+
+        settings = Settings.from_env(config_file=str(configs / "validator.toml"))
+        plan.api_key = prepare_dev_billing(settings, credits=plan.credits, secret=plan.api_key)
+
+    def prepare_operator() -> None:
+        from sn19.dev.operator import prepare_dev_operator
+
+        settings = Settings.from_env(config_file=str(configs / "validator.toml"))
+        plan.operator = prepare_dev_operator(settings)
+
     plan.prepare_steps = [
         Step("wallets and local network file", prepare_wallets),
         Step("process configuration", write_configs),
+        Step(f"database, dev account ({credits} credits)", prepare_billing),
+        Step("dashboard operator", prepare_operator),
     ]
     return plan

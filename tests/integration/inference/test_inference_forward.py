@@ -12,7 +12,8 @@ from inference_vllm_server import VllmFormatServer
 from PIL import Image
 
 from inference.base import ChatTurn, EngineError, EngineInputError, ImageRequest, TextRequest
-from inference.forward import ForwardEmbeddingEngine, ForwardImageEngine, ForwardTextEngine
+from inference.forward import ForwardTextEngine
+from inference.forward_media import ForwardEmbeddingEngine, ForwardImageEngine
 from inference.registry import load_engine
 from protocol.catalog import EngineSpec
 
