@@ -35,6 +35,7 @@ from core.miners.live import start_live_stats
 from core.miners.signing import RequestSigner
 from core.redis import EmbeddedRedis, create_redis
 from core.settings import Settings
+from core.shutdown import push_bounded
 from core.telemetry import Telemetry
 from core.tokens import load_task_counters
 from gateway.accounting import Accounting, UnmeteredAccounting
@@ -118,7 +119,7 @@ async def _open_redis(settings: Settings, stack: AsyncExitStack) -> Any:
         url = await asyncio.to_thread(embedded.start)
         stack.callback(embedded.stop)
     client = create_redis(url, max_connections=settings.redis.max_connections)
-    stack.push_async_callback(client.aclose)
+    push_bounded(stack, "redis client", client.aclose)
     return client
 
 
@@ -133,7 +134,7 @@ def _count_contenders(gateway: Gateway, redis: Any, stack: AsyncExitStack) -> No
         flusher.cancel()
         await asyncio.gather(flusher, return_exceptions=True)
 
-    stack.push_async_callback(stop)
+    push_bounded(stack, "contender counters", stop)
 
 
 def create_app(
@@ -172,7 +173,7 @@ def create_app(
                 client = RawMinerClient(
                     the_signer, connect_timeout=gateway_settings.connect_timeout_s
                 )
-                stack.push_async_callback(client.close)
+                push_bounded(stack, "miner client", client.close)
             the_stats = stats or await start_live_stats(settings, the_redis, stack)
             route_cache = RouteCache(
                 routes or RouteReader(the_redis, prefix=settings.redis.key_prefix, cache_s=0.0)
@@ -196,7 +197,7 @@ def create_app(
                 )
             install_receipt_auditor(hub, telemetry.registry)
             hub.start()
-            stack.push_async_callback(hub.stop)
+            push_bounded(stack, "completion hub", hub.stop)
             gateway = Gateway(
                 settings=settings,
                 catalog=the_catalog,
@@ -215,7 +216,7 @@ def create_app(
                 billing_system=wired.billing if wired is not None else None,
                 db=wired.db if wired is not None else None,
             )
-            stack.push_async_callback(gateway.drain)
+            push_bounded(stack, "background work", gateway.drain)
             _count_contenders(gateway, the_redis, stack)
             holder.gateway = gateway
             app.state.gateway = gateway

@@ -47,6 +47,7 @@ from billing import Hold as BillingHold
 from core.db.engine import Database
 from core.errors import AppError, AuthenticationFailed
 from core.settings import Settings
+from core.shutdown import push_bounded
 from gateway.accounting import CostEstimate, DeliveredUsage, Hold
 from gateway.auth import Caller, api_key_from
 from protocol.catalog import Catalog, Task
@@ -322,10 +323,10 @@ async def start_billing(
     listener, and the hold sweeper (every replica runs one; they are safe together)."""
     await _check_schema(settings.database_url)
     db = Database.from_url(settings.database_url, settings.database)
-    stack.push_async_callback(db.dispose)
+    push_bounded(stack, "billing database", db.dispose)
     billing = Billing.create(settings, catalog, db, redis, fast_path=True)
     await billing.start()
-    stack.push_async_callback(billing.aclose)
+    push_bounded(stack, "billing", billing.aclose)
     stop = asyncio.Event()
     sweeper = asyncio.get_running_loop().create_task(
         run_sweeper(billing.service, interval_s=settings.billing.sweep_interval_s, stop=stop),
@@ -339,9 +340,9 @@ async def start_billing(
         except (TimeoutError, asyncio.CancelledError):
             sweeper.cancel()
 
-    stack.push_async_callback(stop_sweeper)
+    push_bounded(stack, "hold sweeper", stop_sweeper, timeout_s=15.0)
     accounting = BillingAccounting(billing.authenticator, billing.service, billing.limiter)
-    stack.push_async_callback(accounting.drain)
+    push_bounded(stack, "pending settles", accounting.drain, timeout_s=15.0)
     return GatewayBilling(
         billing=billing,
         db=db,

@@ -18,6 +18,7 @@ from typing import Any
 from core.miners.shared_stats import SharedStats
 from core.miners.stats import InProcessStats, MinerStats
 from core.settings import Settings
+from core.shutdown import push_bounded
 
 
 async def start_live_stats(settings: Settings, redis: Any, stack: AsyncExitStack) -> MinerStats:
@@ -38,5 +39,5 @@ async def start_live_stats(settings: Settings, redis: Any, stack: AsyncExitStack
             await task
         await shared.leave()
 
-    stack.push_async_callback(stop)
+    push_bounded(stack, "shared miner stats", stop)
     return shared
