@@ -14,14 +14,13 @@ executor per engine.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import io
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
 from inference.base import EngineError, EngineInputError, ImageRequest
+from inference.thread import EngineThread
 from protocol.catalog import EngineSpec, Task
 
 MAX_SIDE = 2048
@@ -64,7 +63,7 @@ class DiffusersImageEngine:
         self.scheduler = scheduler
         self.max_side = max_side
         self.supports_inpainting = False
-        self._executor: ThreadPoolExecutor | None = None
+        self._thread = EngineThread("image-engine")
         self._text2img: Any = None
         self._img2img: Any = None
         self._inpaint: Any = None
@@ -99,13 +98,10 @@ class DiffusersImageEngine:
     async def start(self) -> None:
         if self._text2img is not None:
             return
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="image-engine")
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._load)
+        await self._thread.start(self._load)
 
     async def close(self) -> None:
-        executor, self._executor = self._executor, None
-        if executor is not None:
-            await asyncio.get_running_loop().run_in_executor(None, executor.shutdown, True)
+        await self._thread.close()
         self._text2img = self._img2img = self._inpaint = None
 
     def _load(self) -> None:
@@ -197,7 +193,7 @@ class DiffusersImageEngine:
     # -- generation -----------------------------------------------------------------------------
 
     def _validate(self, request: ImageRequest) -> None:
-        if self._text2img is None or self._executor is None:
+        if self._text2img is None or not self._thread.started:
             raise EngineError("the engine is not started")
         for name, side in (("width", request.width), ("height", request.height)):
             if side < 8 or side % 8 or side > self.max_side:
@@ -221,9 +217,7 @@ class DiffusersImageEngine:
 
     async def generate(self, request: ImageRequest) -> list[bytes]:
         self._validate(request)
-        assert self._executor is not None
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._generate_sync, request)
+        return await self._thread.run(self._generate_sync, request)
 
     def _generate_sync(self, request: ImageRequest) -> list[bytes]:
         import torch

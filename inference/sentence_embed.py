@@ -19,13 +19,12 @@ downloaded).
 
 from __future__ import annotations
 
-import asyncio
 import importlib
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
 from inference.base import EmbeddingResult, EngineError, EngineInputError
+from inference.thread import EngineThread
 from protocol.catalog import EngineSpec, Task
 
 
@@ -53,7 +52,7 @@ class SentenceEmbeddingEngine:
         self.batch_size = batch_size
         self.dimensions = dimensions or 0
         self.max_tokens = 0
-        self._executor: ThreadPoolExecutor | None = None
+        self._thread = EngineThread("embed-engine")
         self._model: Any = None
         self._prompt = ""
 
@@ -80,13 +79,10 @@ class SentenceEmbeddingEngine:
     async def start(self) -> None:
         if self._model is not None:
             return
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed-engine")
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._load)
+        await self._thread.start(self._load)
 
     async def close(self) -> None:
-        executor, self._executor = self._executor, None
-        if executor is not None:
-            await asyncio.get_running_loop().run_in_executor(None, executor.shutdown, True)
+        await self._thread.close()
         self._model = None
 
     def _load(self) -> None:
@@ -172,9 +168,7 @@ class SentenceEmbeddingEngine:
                         f"{self.max_tokens}"
                     )
         tokens = sum(min(length, self.max_tokens) for length in lengths)
-        assert self._executor is not None
-        loop = asyncio.get_running_loop()
-        vectors = await loop.run_in_executor(self._executor, self._encode, texts, width)
+        vectors = await self._thread.run(self._encode, texts, width)
         return EmbeddingResult(vectors=vectors, prompt_tokens=tokens)
 
     def _encode(self, texts: list[str], width: int) -> list[list[float]]:

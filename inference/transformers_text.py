@@ -24,12 +24,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import inspect
 import secrets
 import threading
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from inference.base import (
@@ -43,6 +40,8 @@ from inference.base import (
 )
 from inference.sampling import IncrementalDetokenizer, TokenTable, sample_token
 from inference.stops import StopMatcher
+from inference.thread import EngineThread
+from inference.transformers_load import load_causal_lm, output_cache
 from protocol.catalog import EngineSpec, Task
 
 if TYPE_CHECKING:
@@ -76,7 +75,7 @@ class TransformersTextEngine:
         self.device = device or "cpu"
         self.threads = threads
         self._context_limit = context_length
-        self._executor: ThreadPoolExecutor | None = None
+        self._thread = EngineThread("text-engine")
         self._model: Any = None
         self._tokenizer: Any = None
         self._table: TokenTable | None = None
@@ -110,41 +109,26 @@ class TransformersTextEngine:
     async def start(self) -> None:
         if self._model is not None:
             return
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="text-engine")
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._load)
+        await self._thread.start(self._load)
 
     async def close(self) -> None:
-        executor, self._executor = self._executor, None
-        if executor is not None:
-            await asyncio.get_running_loop().run_in_executor(None, executor.shutdown, True)
+        await self._thread.close()
         self._model = None
 
     def _load(self) -> None:
-        import torch
-
-        if self.threads:
-            torch.set_num_threads(self.threads)
-        if self.model_ref == "builtin:tiny-llama":
-            from inference.tiny import build_tiny_llama
-
-            model, tokenizer = build_tiny_llama()
-        else:
-            model, tokenizer = _load_pretrained(self.model_ref, self.revision, self.dtype)
-        model = model.to(self.device).eval()
-        parameters = inspect.signature(model.forward).parameters
-        self._cache_kwarg = "cache" if "cache" in parameters else "past_key_values"
-        eos = model.generation_config.eos_token_id
-        if eos is None:
-            eos = model.config.eos_token_id
-        eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
-        if tokenizer.eos_token_id is not None:
-            eos_ids.add(int(tokenizer.eos_token_id))
-        self._eos = frozenset(int(token) for token in eos_ids)
-        model_context = int(getattr(model.config, "max_position_embeddings", 0) or 0) or 1 << 30
-        self.context_length = min(self._context_limit or model_context, model_context)
-        self._tokenizer = tokenizer
-        self._table = TokenTable(tokenizer)
-        self._model = model
+        loaded = load_causal_lm(
+            self.model_ref,
+            revision=self.revision,
+            dtype=self.dtype,
+            device=self.device,
+            threads=self.threads,
+        )
+        self._cache_kwarg = loaded.cache_kwarg
+        self._eos = loaded.eos
+        self.context_length = min(self._context_limit or loaded.context, loaded.context)
+        self._tokenizer = loaded.tokenizer
+        self._table = TokenTable(loaded.tokenizer)
+        self._model = loaded.model
 
     # -- what the checker needs -----------------------------------------------------------------
 
@@ -214,9 +198,8 @@ class TransformersTextEngine:
         return result
 
     async def score_async(self, prompt_ids: list[int], completion_ids: list[int]) -> numpy.ndarray:
-        executor = self._require_executor()
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(executor, self.score, prompt_ids, completion_ids)
+        self._loaded()
+        return await self._thread.run(self.score, prompt_ids, completion_ids)
 
     # -- generation -----------------------------------------------------------------------------
 
@@ -243,7 +226,6 @@ class TransformersTextEngine:
     async def generate(self, request: TextRequest) -> AsyncIterator[TextEvent]:
         prompt = self.prompt_ids(request)
         self._validate(request, prompt)
-        executor = self._require_executor()
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue()
         cancelled = threading.Event()
@@ -268,7 +250,7 @@ class TransformersTextEngine:
             with contextlib.suppress(_Cancelled):
                 emit(item)
 
-        future = loop.run_in_executor(executor, work)
+        future = self._thread.run(work)
         try:
             while True:
                 item = await queue.get()
@@ -301,7 +283,7 @@ class TransformersTextEngine:
                 use_cache=True,
                 logits_to_keep=1,
             )
-            prompt_cache = _output_cache(prefill)
+            prompt_cache = output_cache(prefill)
             prompt_logits = prefill.logits[0, -1].float()
             for choice in range(request.n):
                 if cancelled.is_set():
@@ -375,39 +357,3 @@ class TransformersTextEngine:
     def _loaded_tokenizer(self) -> Any:
         self._loaded()
         return self._tokenizer
-
-    def _require_executor(self) -> ThreadPoolExecutor:
-        if self._executor is None or self._model is None:
-            raise EngineError("the engine is not started")
-        return self._executor
-
-
-def _output_cache(output: Any) -> Any:
-    cache = getattr(output, "cache", None)
-    if cache is None:
-        cache = getattr(output, "past_key_values", None)
-    if cache is None:
-        raise EngineError("the model returned no KV cache")
-    return cache
-
-
-def _load_pretrained(reference: str, revision: str | None, dtype: str) -> tuple[Any, Any]:
-    """A local model directory or a repo already in the Hugging Face cache (never downloads)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    torch_dtype: Any = "auto" if dtype == "auto" else getattr(torch, dtype)
-    local = Path(reference).expanduser()
-    source = str(local) if local.is_dir() else reference
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source, revision=revision, local_files_only=True)
-        model = AutoModelForCausalLM.from_pretrained(
-            source, revision=revision, local_files_only=True, dtype=torch_dtype
-        )
-    except OSError as exc:
-        raise EngineError(
-            f"model {reference!r} is neither a local directory nor in the local Hugging Face "
-            f"cache (engines never download; fetch it first, e.g. `hf download {reference}`): "
-            f"{exc}"
-        ) from exc
-    return model, tokenizer

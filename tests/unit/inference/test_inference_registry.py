@@ -25,7 +25,7 @@ def test_importing_engine_modules_loads_no_heavy_library():
         "import inference, inference.base, inference.registry, inference.tiny, inference.sampling\n"
         "import inference.transformers_text, inference.diffusers_image, inference.sentence_embed\n"
         "import inference.vllm_text, inference.forward, inference.forward_stream\n"
-        "import inference.forward_media\n"
+        "import inference.forward_media, inference.thread, inference.transformers_load\n"
         "heavy = {'torch', 'transformers', 'diffusers', 'vllm', 'sentence_transformers',"
         " 'numpy', 'PIL'}\n"
         "print(sorted(heavy & set(sys.modules)))\n"
