@@ -20,9 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import defaultdict
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -31,13 +30,14 @@ from sqlalchemy import func, select
 from core.chain import Chain, ChainUnavailable
 from core.checks import CheckQueue
 from core.db import Database, utcnow
-from core.db.tables.scoring import CheckResult, Node, WeightRun
+from core.db.tables.scoring import Node, WeightRun
 from core.miners import MinerStats
 from core.settings import Settings
 from protocol.catalog import Catalog
 from scoring import formulas
 from scoring import read_queries as q
 from scoring.counters import ContenderCounters
+from scoring.read_checks import CheckStats
 from scoring.read_views import (
     ChainProbe,
     ChainStatus,
@@ -49,7 +49,6 @@ from scoring.read_views import (
     PeriodCounts,
     PeriodSummary,
     QueueStats,
-    TaskChecks,
     TaskDetail,
     WeightRunView,
     histogram,
@@ -61,10 +60,6 @@ Pair = tuple[str, str]  # (task, hotkey)
 STATS_WINDOW_S = 24 * 3600.0
 HISTORY_POINTS = 48
 RECENT_FAILURES = 20
-BUCKETS = q.BUCKETS
-# ``checker_stats`` re-reads the newest check results (by id) on every call: ids are taken
-# when a result is inserted, and a transaction may commit after one that took a later id.
-LIVE_IDS = 10_000
 
 
 class ScoreboardReader:
@@ -99,10 +94,8 @@ class ScoreboardReader:
         self.chain_cache_s = chain_cache_s
         self._routes = RouteReader(redis, prefix=prefix, cache_s=1.0) if redis else None
         self._counters = ContenderCounters(redis, prefix=prefix, ttl_s=0) if redis else None
-        self._queue = CheckQueue(redis, prefix=prefix) if redis else None
+        self._checks = CheckStats(db, CheckQueue(redis, prefix=prefix) if redis else None)
         self._probe: ChainProbe | None = None
-        self._counts: dict[tuple[str, int, int], int] = {}  # (task, hour, bucket) -> checks
-        self._counted_to = 0  # check result ids counted in _counts
 
     @classmethod
     def from_settings(
@@ -283,70 +276,10 @@ class ScoreboardReader:
 
     async def checker_stats(self) -> CheckerStats:
         """The queue now, and per task the check scores and jobs per hour of the last 24 h."""
-        first = int(time.time() // 3600) - 23
-        counts: dict[str, list[int]] = defaultdict(lambda: [0] * BUCKETS)
-        hourly: dict[str, list[int]] = defaultdict(lambda: [0] * 24)
-        for task, hour, bucket, count in await self._hour_rows(first):
-            if 0 <= hour - first < 24:
-                counts[task][min(max(bucket, 0), BUCKETS - 1)] += count
-                hourly[task][hour - first] += count
-        tasks = self.tasks()
-        return CheckerStats(
-            queue=await self.queue_stats(),
-            window_start=datetime.fromtimestamp(first * 3600, UTC),
-            hours=tuple(datetime.fromtimestamp((first + i) * 3600, UTC) for i in range(24)),
-            tasks=tuple(
-                TaskChecks(
-                    task=task,
-                    total=sum(counts[task]),
-                    failed=sum(counts[task][: int(q.FAILED_BELOW * BUCKETS)]),
-                    histogram=tuple(counts[task]),
-                    per_hour=tuple(hourly[task]),
-                )
-                for task in tasks
-            ),
-        )
-
-    async def _hour_rows(self, first: int) -> list[tuple[str, int, int, int]]:
-        """(task, epoch hour, bucket, checks) from hour ``first`` on (enabled tasks).
-
-        Counted once per process: check results up to ``_counted_to`` (their id) are summed
-        into ``_counts``; a call reads only the newer ones. The newest ``LIVE_IDS`` ids are
-        always read again, because a transaction that took an id may commit after later ones.
-        A result counts in the hour of its ``created_at`` (the request's start), however late
-        the checker stores it."""
-        since = datetime.fromtimestamp(first * 3600, UTC)
-        tasks, dialect = self.tasks(), self.db.dialect
-        async with self.db.read() as session:
-            newest = await session.scalar(select(func.max(CheckResult.id))) or 0
-            settle_to = max(self._counted_to, newest - LIVE_IDS)
-            if settle_to > self._counted_to:
-                for task, hour, bucket, count in await q.check_histograms(
-                    session, tasks, since, dialect, after_id=self._counted_to, up_to=settle_to
-                ):
-                    key = (task, hour, bucket)
-                    self._counts[key] = self._counts.get(key, 0) + count
-                self._counted_to = settle_to
-            live = await q.check_histograms(session, tasks, since, dialect, after_id=settle_to)
-        for key in [key for key in self._counts if key[1] < first]:
-            del self._counts[key]
-        return [(*key, count) for key, count in self._counts.items()] + live
+        return await self._checks.stats(self.tasks())
 
     async def queue_stats(self) -> QueueStats:
-        if self._queue is None:
-            return QueueStats(stream="", available=False, error="no Redis in this process")
-        try:
-            depth = await self._queue.depth()
-        except (RedisError, OSError) as exc:
-            return QueueStats(stream=self._queue.stream, available=False, error=str(exc))
-        return QueueStats(
-            stream=self._queue.stream,
-            available=True,
-            length=depth.length,
-            pending=depth.pending,
-            lag=depth.lag,
-            dead_letters=depth.dead,
-        )
+        return await self._checks.queue_stats()
 
     # -- chain, weight runs, periods ------------------------------------------------------------
 

@@ -227,7 +227,7 @@ async def test_checker_stats_and_the_queue(
 
     # Counted once per process: later calls read only newer results (here every older id is
     # settled), wherever their time falls: a result stored late counts in its own hour.
-    monkeypatch.setattr("scoring.read.LIVE_IDS", 0)
+    monkeypatch.setattr("scoring.read_checks.LIVE_IDS", 0)
     board = reader(scoring_db, dev_catalog, redis_client, redis_prefix)
     before = next(t for t in (await board.checker_stats()).tasks if t.task == CHAT)
     now = utcnow()
