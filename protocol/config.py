@@ -1,7 +1,7 @@
 """Loading typed configuration (TOML files, environment variables) into msgspec Structs.
 
-Pure functions over mappings: the callers (each process's settings module) pass `os.environ` and
-file contents in, so nothing here reads the environment by itself.
+Pure functions over mappings: the callers (each process's settings module) pass the process
+environment and file contents in, so nothing here reads the environment by itself.
 
 Environment names are ``<PREFIX>_<SECTION>__<FIELD>``: ``SN19_GATEWAY__PORT=8080`` sets
 ``settings.gateway.port``. Lists are comma-separated; nested Structs nest with ``__``.
@@ -51,14 +51,14 @@ class Secret:
 def _dec_hook(tp: type, obj: Any) -> Any:
     if tp is Secret and isinstance(obj, str):
         return Secret(obj)
-    raise NotImplementedError
+    raise NotImplementedError  # msgspec's hook protocol: "not a type this hook handles"
 
 
 def enc_hook(obj: Any) -> Any:
     """Encode settings for display: secrets stay masked."""
     if isinstance(obj, Secret):
         return repr(obj)
-    raise NotImplementedError
+    raise NotImplementedError  # msgspec's hook protocol: "not a type this hook handles"
 
 
 def _set_path(tree: dict[str, Any], path: list[str], value: str) -> None:

@@ -21,28 +21,33 @@ from core.db.base import Base
 Excluded = ReadOnlyColumnCollection[str, Any]
 
 
+# The databases sn19 runs on (``core.db.Database`` refuses any other).
+SUPPORTED_DIALECTS = ("postgresql", "sqlite")
+
+
 def _table(model: type[Base]) -> Table:
     return cast("Table", model.__table__)
+
+
+def _insert(dialect: str, table: Table) -> Any:
+    """The dialect's INSERT construct (both have the same ``on_conflict_*`` methods)."""
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    raise ValueError(f"unsupported database dialect {dialect!r}: sn19 runs on {SUPPORTED_DIALECTS}")
 
 
 def insert_ignore(
     dialect: str, model: type[Base], values: Mapping[str, Any], conflict: Sequence[str]
 ) -> Insert:
     """``INSERT ... ON CONFLICT (conflict) DO NOTHING``; rowcount is 0 when the row existed."""
-    table = _table(model)
-    if dialect == "postgresql":
-        return (
-            postgresql.insert(table)
-            .values(dict(values))
-            .on_conflict_do_nothing(index_elements=list(conflict))
-        )
-    if dialect == "sqlite":
-        return (
-            sqlite.insert(table)
-            .values(dict(values))
-            .on_conflict_do_nothing(index_elements=list(conflict))
-        )
-    raise NotImplementedError(f"no ON CONFLICT support for dialect {dialect!r}")
+    stmt: Insert = (
+        _insert(dialect, _table(model))
+        .values(dict(values))
+        .on_conflict_do_nothing(index_elements=list(conflict))
+    )
+    return stmt
 
 
 def upsert_increment(
@@ -59,13 +64,7 @@ def upsert_increment(
     statement's rowcount is 0 (a conditional increment, e.g. a spend counter under its cap).
     """
     table = _table(model)
-    stmt: Any
-    if dialect == "postgresql":
-        stmt = postgresql.insert(table).values(dict(values))
-    elif dialect == "sqlite":
-        stmt = sqlite.insert(table).values(dict(values))
-    else:
-        raise NotImplementedError(f"no ON CONFLICT support for dialect {dialect!r}")
+    stmt = _insert(dialect, table).values(dict(values))
     excluded: Excluded = stmt.excluded
     update = {name: table.c[name] + excluded[name] for name in increment}
     guard = where(table, excluded) if where is not None else None

@@ -33,7 +33,9 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from core.db.dialect import SUPPORTED_DIALECTS
 from core.settings import DatabaseSettings
+from protocol.config import ConfigError
 
 _WRITE = "sn19_write"
 
@@ -93,6 +95,11 @@ class Database:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
+        if self.dialect not in SUPPORTED_DIALECTS:
+            raise ConfigError(
+                f"database: {self.dialect} is not supported; use a postgresql+asyncpg:// URL "
+                "or leave database.url empty for SQLite"
+            )
         self._write_sessions = async_sessionmaker(
             engine.execution_options(**{_WRITE: True}), expire_on_commit=False
         )
