@@ -245,9 +245,9 @@ async def measure_clients(
     signer,
     receiver: str,
 ) -> None:
-    """CPU per request of the two ``MinerClient`` implementations, from this process, straight
-    to the miner: what the gateway pays for its miner hop."""
-    from core.miners import AiohttpMinerClient, RequestSigner
+    """CPU per request of the ``MinerClient``, from this process, straight to the miner: what
+    the gateway pays for its miner hop."""
+    from core.miners import RequestSigner
     from core.miners.rawhttp import RawMinerClient
 
     body = msgspec.json.encode(
@@ -264,7 +264,7 @@ async def measure_clients(
     request_signer = RequestSigner(signer)
     print("\nminer client (stream to the miner, from this process):")
     print("  client   conc   p50 ms   cpu µs/req")
-    for name, factory in (("aiohttp", AiohttpMinerClient), ("raw", RawMinerClient)):
+    for name, factory in (("raw", RawMinerClient),):
         client = factory(request_signer)
         for concurrency in (1, 16):
             await client_round(client, miner_url, body, receiver, 0.3, concurrency)  # warm-up

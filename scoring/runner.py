@@ -32,8 +32,9 @@ from core.chain import Chain, chain_from_settings
 from core.checks import CheckQueue
 from core.db import Database
 from core.miners import Dispatcher, InProcessStats, MinerStats
-from core.miners.client import AiohttpMinerClient, MinerClient
+from core.miners.client import MinerClient
 from core.miners.live import start_live_stats
+from core.miners.rawhttp import RawMinerClient
 from core.redis import create_redis
 from core.settings import Settings
 from core.tokens import load_task_counters
@@ -225,9 +226,7 @@ async def run(
     signer = load_signer(settings)
     redis = create_redis(settings.redis.url, max_connections=settings.redis.max_connections)
     chain = chain_from_settings(settings, hotkey=signer.hotkey)
-    miners = client or AiohttpMinerClient(
-        signer, connect_timeout=settings.gateway.connect_timeout_s
-    )
+    miners = client or RawMinerClient(signer, connect_timeout=settings.gateway.connect_timeout_s)
     db = Database.from_url(settings.database_url, settings.database)
     token = instance_token()
     prefix = settings.redis.key_prefix

@@ -7,7 +7,6 @@ reach miners through the same code.
 
 from core.miners.attempts import Attempt, DispatchState, MinerEndpoint, StreamFailure
 from core.miners.client import (
-    AiohttpMinerClient,
     MinerClient,
     MinerConnectError,
     MinerProtocolError,
@@ -26,7 +25,6 @@ from core.miners.streams import OpenStream
 
 __all__ = [
     "FAILURES",
-    "AiohttpMinerClient",
     "Attempt",
     "Delivered",
     "DispatchState",

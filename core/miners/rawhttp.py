@@ -1,8 +1,8 @@
 """A lean HTTP/1.1 client for miner calls: asyncio protocols + ``httptools``, pooled keep-alive.
 
-Same interface as ``AiohttpMinerClient`` (``MinerClient``), for the one request shape the
-validator sends (a signed JSON POST, a JSON or SSE answer), at a fraction of aiohttp's CPU per
-request (see ``benchmarks/gateway_overhead.py --client``): the request goes out in one write,
+The ``MinerClient`` of every validator process, for the one request shape the validator sends
+(a signed JSON POST, a JSON or SSE answer), at a fraction of aiohttp's CPU per request: the
+request goes out in one write,
 the response is parsed by ``httptools`` (chunked encoding included) straight into a buffer the
 reader drains. Idle connections are kept per (host, port); a request that fails on a reused
 connection before any byte of the answer is retried once on a fresh one (the miner may have

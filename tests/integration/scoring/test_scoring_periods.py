@@ -15,7 +15,7 @@ from sqlalchemy import select
 from core.chain import LocalChain
 from core.db import Database
 from core.db.tables.scoring import Contender, Period
-from core.miners.client import AiohttpMinerClient
+from core.miners.rawhttp import RawMinerClient
 from core.miners.stats import Outcome
 from core.wallet import load_signer
 from protocol.catalog import resolve_catalog
@@ -69,7 +69,7 @@ async def test_period_lifecycle(
     )
     stop = asyncio.Event()
     async with local_miners(wallet_root, chain_file, 2) as miners:
-        client = AiohttpMinerClient(load_signer(settings))
+        client = RawMinerClient(load_signer(settings))
         try:
             leader = manager(settings, scoring_db, redis_client, client, "leader")
             first = await leader.advance(stop)
@@ -172,7 +172,7 @@ async def test_a_period_without_contenders_is_retried_soon(
         empty_period_retry_s=0.3,
         capacity_timeout_s=0.5,
     )
-    client = AiohttpMinerClient(load_signer(settings), connect_timeout=0.3)
+    client = RawMinerClient(load_signer(settings), connect_timeout=0.3)
     try:
         periods = manager(settings, scoring_db, redis_client, client, "x")
         stop = asyncio.Event()

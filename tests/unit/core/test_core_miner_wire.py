@@ -1,5 +1,5 @@
-"""Signing (verifies with the SDK), the fast SSE parser (same events as protocol's), and both
-HTTP clients against a real server on a real port."""
+"""Signing (verifies with the SDK), the fast SSE parser (same events as protocol's), and the
+HTTP client against a real server on a real port."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.miners import (
-    AiohttpMinerClient,
     MinerConnectError,
     MinerProtocolError,
     MinerTimeout,
@@ -162,10 +161,9 @@ async def miner_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send({"type": "http.response.body", "body": b"busy"})
 
 
-@pytest.fixture(params=["raw", "aiohttp"])
-async def client(request: pytest.FixtureRequest, keys: tuple[RequestSigner, str]) -> Any:
-    factory = RawMinerClient if request.param == "raw" else AiohttpMinerClient
-    client = factory(keys[0], connect_timeout=1.0)
+@pytest.fixture
+async def client(keys: tuple[RequestSigner, str]) -> Any:
+    client = RawMinerClient(keys[0], connect_timeout=1.0)
     yield client
     await client.close()
 
