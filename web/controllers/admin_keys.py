@@ -3,6 +3,8 @@ rotate, revoke) and inviting a customer user to an account."""
 
 from __future__ import annotations
 
+from functools import partial
+
 from litestar import get, post
 from litestar.exceptions import NotFoundException
 from litestar.response import Redirect, Template
@@ -10,10 +12,10 @@ from litestar.response import Redirect, Template
 from billing import BillingNotFound, KeyInfo
 from web.auth import admins_only, staff_only
 from web.controllers.admin import account_page
-from web.controllers.common import Req, ip_of, model_ids, now, today
-from web.controllers.customer import secret_page
+from web.controllers.common import Req, ip_of, model_ids, today
+from web.controllers.customer import key_page, secret_page
 from web.forms import FormError, text
-from web.keyforms import key_status, parse_key_form
+from web.keyforms import parse_key_form
 from web.render import page, redirect
 from web.sessions import SignedIn
 from web.state import Dashboard
@@ -59,28 +61,7 @@ async def create_key(request: Req, dash: Dashboard, me: SignedIn, account_id: in
     )
 
 
-def _key_page(
-    request: Req,
-    dash: Dashboard,
-    key: KeyInfo,
-    *,
-    status: int = 200,
-    error: str = "",
-    field: str = "",
-) -> Template:
-    return page(
-        request,
-        dash,
-        "admin/key.html",
-        status=status,
-        active="accounts",
-        title=f"Key {key.name}",
-        key=key,
-        state=key_status(key, now()),
-        models=model_ids(dash),
-        error=error,
-        field=field,
-    )
+_key_page = partial(key_page, template="admin/key.html", active="accounts")
 
 
 @get("/admin/keys/{key_id:int}", guards=[staff_only])

@@ -139,24 +139,27 @@ async def create_key(request: Req, dash: Dashboard, me: SignedIn) -> Template:
 @get("/keys/{key_id:int}", guards=[customers_only])
 async def key_detail(request: Req, dash: Dashboard, me: SignedIn, key_id: int) -> Template:
     key = await key_of_account(dash, key_id, _account(me))
-    return _key_page(request, dash, key)
+    return key_page(request, dash, key)
 
 
-def _key_page(
+def key_page(
     request: Req,
     dash: Dashboard,
     key: KeyInfo,
     *,
+    template: str = "customer/key.html",
+    active: str = "keys",
     status: int = 200,
     error: str = "",
     field: str = "",
 ) -> Template:
+    """A key's page (the customer's, or with ``template``/``active`` the operator's)."""
     return page(
         request,
         dash,
-        "customer/key.html",
+        template,
         status=status,
-        active="keys",
+        active=active,
         title=f"Key {key.name}",
         key=key,
         state=key_status(key, now()),
@@ -175,7 +178,7 @@ async def update_key(
     try:
         fields = parse_key_form(form, model_ids(dash), limits=False, today=today())
     except FormError as exc:
-        return _key_page(request, dash, key, status=400, error=exc.message, field=exc.field)
+        return key_page(request, dash, key, status=400, error=exc.message, field=exc.field)
     await dash.billing.keys.update(key.id, name=fields.name, **fields.as_kwargs())
     await dash.audit.record(
         me.user,
@@ -193,7 +196,7 @@ async def rotate_key(request: Req, dash: Dashboard, me: SignedIn, key_id: int) -
     try:
         created = await dash.billing.keys.rotate(key.id)
     except ValueError as exc:
-        return _key_page(request, dash, key, status=409, error=str(exc))
+        return key_page(request, dash, key, status=409, error=str(exc))
     await dash.audit.record(
         me.user,
         "key.rotate",
