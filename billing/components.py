@@ -179,11 +179,10 @@ async def open_billing(
 ) -> AsyncIterator[Billing]:
     """Billing for a short-lived process (the CLI): its own engine and Redis client, closed on
     exit. Raises ``SchemaOutdated`` when the database is not at the migrations' head."""
-    from core.db.migrate import current_revision_async, head_revision, sqlite_file_missing
+    from core.db.migrate import require_head
 
-    if check_schema and sqlite_file_missing(settings.database_url):
-        raise SchemaOutdated(f"no database at {settings.database_url}: run `sn19 db upgrade` first")
-
+    if check_schema:
+        await require_head(settings.database_url)
     db = Database.from_url(settings.database_url, settings.database)
     redis = (
         create_redis(settings.redis.url, max_connections=4)
@@ -191,19 +190,8 @@ async def open_billing(
         else None
     )
     try:
-        if check_schema:
-            current, head = await current_revision_async(settings.database_url), head_revision()
-            if current != head:
-                raise SchemaOutdated(
-                    f"the database is at revision {current or '(empty)'} and this code expects "
-                    f"{head}: run `sn19 db upgrade` first"
-                )
         yield Billing.create(settings, resolve_catalog(settings.catalog), db, redis)
     finally:
         await db.dispose()
         if redis is not None:
             await redis.aclose()
-
-
-class SchemaOutdated(RuntimeError):
-    """The database has not been migrated to the code's revision."""

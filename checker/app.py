@@ -9,7 +9,6 @@ exporter (``checker.metrics_port``). Keyword arguments replace any of them (test
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -22,40 +21,16 @@ from checker.references import ReferencePool
 from checker.worker import CheckWorker
 from core.checks import CheckQueue
 from core.db import Database
+from core.db.migrate import ensure_schema
 from core.redis import EmbeddedRedis, create_redis
 from core.settings import Settings
 from protocol.catalog import Catalog, resolve_catalog
-from protocol.config import ConfigError
 
 log = logging.getLogger(__name__)
 
 
 def consumer_name(settings: Settings) -> str:
     return settings.checker.consumer or f"{socket.gethostname()}-{os.getpid()}"
-
-
-async def ensure_schema(url: str, *, attempts: int = 30) -> None:
-    """SQLite (the embedded default): migrate to head, waiting out another process migrating
-    at the same moment. PostgreSQL: refuse to start below head (`sn19 db upgrade`)."""
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    from core.db.migrate import current_revision_async, head_revision, upgrade_async
-
-    head = await asyncio.to_thread(head_revision)
-    if not url.startswith("sqlite"):
-        current = await current_revision_async(url)
-        if current != head:
-            raise ConfigError(
-                f"the database is at revision {current}, this version expects {head}: "
-                "run `sn19 db upgrade` first"
-            )
-        return
-    for _ in range(attempts):
-        with contextlib.suppress(Exception):
-            await upgrade_async(url)
-        if await current_revision_async(url) == head:
-            return
-        await asyncio.sleep(1.0)
-    raise ConfigError(f"the database {url} could not be migrated to {head}")
 
 
 async def run(
@@ -85,8 +60,6 @@ async def run(
             stack.push_async_callback(the_redis.aclose)
         the_db = db
         if the_db is None:
-            if settings.database_url.startswith("sqlite"):
-                settings.data_path.mkdir(parents=True, exist_ok=True)
             await ensure_schema(settings.database_url)
             the_db = Database.from_url(settings.database_url, settings.database)
             stack.push_async_callback(the_db.dispose)

@@ -51,7 +51,6 @@ from core.shutdown import push_bounded
 from gateway.accounting import CostEstimate, DeliveredUsage, Hold
 from gateway.auth import Caller, api_key_from
 from protocol.catalog import Catalog, Task
-from protocol.config import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -303,25 +302,14 @@ def check_billing_settings(settings: Settings) -> None:
     KeyHasher.from_settings(settings)
 
 
-async def _check_schema(url: str) -> None:
-    from core.db.migrate import current_revision_async, head_revision, sqlite_file_missing
-
-    if sqlite_file_missing(url):
-        raise ConfigError(f"billing: no database at {url}: run `sn19 db upgrade` first")
-    current, head = await current_revision_async(url), await asyncio.to_thread(head_revision)
-    if current != head:
-        raise ConfigError(
-            f"billing: the database is at revision {current or '(empty)'} and this code "
-            f"expects {head}: run `sn19 db upgrade` first"
-        )
-
-
 async def start_billing(
     settings: Settings, catalog: Catalog, redis: Any, stack: AsyncExitStack
 ) -> GatewayBilling:
     """Billing for the gateway process, closed by ``stack``: a database engine, the key
     listener, and the hold sweeper (every replica runs one; they are safe together)."""
-    await _check_schema(settings.database_url)
+    from core.db.migrate import require_head
+
+    await require_head(settings.database_url)
     db = Database.from_url(settings.database_url, settings.database)
     push_bounded(stack, "billing database", db.dispose)
     billing = Billing.create(settings, catalog, db, redis, fast_path=True)

@@ -40,7 +40,6 @@ from core.settings import Settings
 from core.tokens import load_task_counters
 from core.wallet import load_signer
 from protocol.catalog import Catalog, resolve_catalog
-from protocol.config import ConfigError
 from scoring import store
 from scoring.backoff import Backoff, sleep_or_stop
 from scoring.contenders import PeriodView
@@ -161,26 +160,6 @@ class ScoringLoop:
                 return
             if not self.periods.expired(period, time.time()):
                 await self.periods.publish_routes(period)
-
-
-async def ensure_schema(settings: Settings) -> None:
-    """The embedded SQLite database is migrated here (nothing else runs migrations in `sn19
-    dev`); a PostgreSQL database must already be at the head revision (`sn19 db upgrade`)."""
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # its INFO lines start at import
-    from core.db.migrate import current_revision_async, head_revision, upgrade_async
-
-    url = settings.database_url
-    if url.startswith("sqlite"):
-        settings.data_path.mkdir(parents=True, exist_ok=True)
-        await upgrade_async(url)
-        log.info("database schema at %s", await current_revision_async(url))
-        return
-    current, head = await current_revision_async(url), await asyncio.to_thread(head_revision)
-    if current != head:
-        raise ConfigError(
-            f"the database is at revision {current}, this version expects {head}: "
-            "run `sn19 db upgrade` first"
-        )
 
 
 async def synthetic_sender(

@@ -8,7 +8,9 @@ The synchronous functions start their own event loop (Alembic's async ``env.py``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
+import logging
 from pathlib import Path
 
 from alembic import command
@@ -18,6 +20,11 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, make_url
 
 from core.db.engine import create_engine
+from protocol.config import ConfigError
+
+
+class SchemaOutdated(ConfigError):
+    """The database is missing or not at this code's migration head (`sn19 db upgrade`)."""
 
 
 def migrations_dir() -> Path:
@@ -44,6 +51,12 @@ def sqlite_file_missing(url: str) -> bool:
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return False
     return not Path(str(parsed.database)).expanduser().exists()
+
+
+def _make_sqlite_folder(url: str) -> None:
+    database = make_url(url).database
+    if database not in (None, "", ":memory:"):
+        Path(str(database)).expanduser().parent.mkdir(parents=True, exist_ok=True)
 
 
 def upgrade(url: str, revision: str = "head") -> None:
@@ -74,3 +87,34 @@ def current_revision(url: str) -> str | None:
 
 async def upgrade_async(url: str, revision: str = "head") -> None:
     await asyncio.to_thread(upgrade, url, revision)
+
+
+async def require_head(url: str) -> None:
+    """Raise ``SchemaOutdated`` unless the database exists and is at the migrations' head."""
+    if sqlite_file_missing(url):
+        raise SchemaOutdated(f"no database at {url}: run `sn19 db upgrade` first")
+    current, head = await current_revision_async(url), await asyncio.to_thread(head_revision)
+    if current != head:
+        raise SchemaOutdated(
+            f"the database is at revision {current or '(empty)'} and this code expects "
+            f"{head}: run `sn19 db upgrade` first"
+        )
+
+
+async def ensure_schema(url: str, *, attempts: int = 30) -> None:
+    """At a process's start. SQLite (the embedded default of `sn19 dev`, where nothing else
+    migrates): migrate to head, waiting out another process migrating at the same moment.
+    PostgreSQL: refuse to start below head (``require_head``; `sn19 db upgrade` migrates)."""
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # its INFO lines start at import
+    if make_url(url).get_backend_name() != "sqlite":
+        await require_head(url)
+        return
+    await asyncio.to_thread(_make_sqlite_folder, url)
+    head = await asyncio.to_thread(head_revision)
+    for _ in range(attempts):
+        with contextlib.suppress(Exception):
+            await upgrade_async(url)
+        if await current_revision_async(url) == head:
+            return
+        await asyncio.sleep(1.0)
+    raise ConfigError(f"the database {url} could not be migrated to {head}")

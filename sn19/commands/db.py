@@ -18,7 +18,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from billing.components import Billing, SchemaOutdated, open_billing
+from billing.components import Billing, open_billing
 from core.errors import AppError
 from core.settings import Settings
 from protocol.config import ConfigError
@@ -59,7 +59,7 @@ def run_billing(
 
     try:
         return asyncio.run(main())
-    except (AppError, ValueError, SchemaOutdated, ConfigError) as exc:
+    except (AppError, ValueError, ConfigError) as exc:
         raise click.ClickException(getattr(exc, "message", None) or str(exc)) from None
     except RedisError as exc:
         raise click.ClickException(

@@ -52,19 +52,15 @@ def command(config_file: str | None, host: str | None, port: int | None) -> None
 def _check_database(settings: Settings) -> None:
     """Billing on: the database must exist and be at the migrations' head (the app checks it
     again when it starts; this says so before the server is up, in plain words)."""
+    import asyncio
+
     from sqlalchemy.exc import SQLAlchemyError
 
-    from core.db.migrate import current_revision, head_revision, sqlite_file_missing
+    from core.db.migrate import SchemaOutdated, require_head
 
-    url = settings.database_url
-    if sqlite_file_missing(url):
-        raise click.ClickException(f"no database at {url}: run `sn19 db upgrade` first")
     try:
-        current = current_revision(url)
+        asyncio.run(require_head(settings.database_url))
+    except SchemaOutdated as exc:
+        raise click.ClickException(str(exc)) from exc
     except (SQLAlchemyError, OSError) as exc:
         raise click.ClickException(f"billing is on and the database is unreachable: {exc}") from exc
-    if current != head_revision():
-        raise click.ClickException(
-            f"the database is at revision {current or '(empty)'} and this code expects "
-            f"{head_revision()}: run `sn19 db upgrade` first"
-        )

@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from billing.format import format_time, render_table
 from core.db.engine import Database
-from core.db.migrate import current_revision_async, head_revision, sqlite_file_missing
+from core.db.migrate import SchemaOutdated, require_head
 from sn19.commands.db import config_option, load_settings
 from web import STAFF_ROLES, UserError, UserService
 
@@ -30,14 +30,10 @@ def _run(config_file: str | None, action: Callable[[UserService], Awaitable[T]])
     url = settings.database_url
 
     async def main() -> T:
-        if sqlite_file_missing(url):
-            raise click.ClickException(f"no database at {url}: run `sn19 db upgrade` first")
-        current, head = await current_revision_async(url), head_revision()
-        if current != head:
-            raise click.ClickException(
-                f"the database is at revision {current or '(empty)'} and this code expects "
-                f"{head}: run `sn19 db upgrade` first"
-            )
+        try:
+            await require_head(url)
+        except SchemaOutdated as exc:
+            raise click.ClickException(str(exc)) from None
         db = Database.from_url(url, settings.database)
         try:
             return await action(UserService(db))

@@ -18,13 +18,14 @@ from protocol.config import ConfigError
 
 
 async def _main(settings: Settings) -> None:
-    from scoring.runner import ensure_schema, run
+    from core.db.migrate import ensure_schema
+    from scoring.runner import run
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await ensure_schema(settings)
+    await ensure_schema(settings.database_url)
     await run(settings, stop=stop)
 
 
