@@ -267,4 +267,4 @@ class KeyAuthenticator:
                 log.warning("auth: invalidation channel lost (%s); retrying", exc)
                 await asyncio.sleep(1.0)
             finally:
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await pubsub.aclose()
