@@ -72,10 +72,11 @@ in billing calls ``commit()``. See ``core.db.engine`` and docs/billing.md.
 
 from __future__ import annotations
 
+from billing.access import Access, Admission, BilledAccess, Delivery, OpenAccess
 from billing.accounts import AccountInfo, AccountService, Balance, LedgerLine
 from billing.api import BillingApi
 from billing.auth import KeyAuthenticator, KeyCache
-from billing.components import Billing, checkout_urls
+from billing.components import Billing, checkout_urls, running_billing
 from billing.errors import (
     AccountSuspended,
     BillingNotFound,
@@ -103,10 +104,13 @@ from billing.webhooks import StripeBilling, WebhookResult
 __all__ = [
     "KEEP",
     "MICRO",
+    "Access",
     "AccountInfo",
     "AccountService",
     "AccountSuspended",
+    "Admission",
     "Balance",
+    "BilledAccess",
     "Billing",
     "BillingApi",
     "BillingNotFound",
@@ -114,6 +118,7 @@ __all__ = [
     "BillingUnavailable",
     "CheckoutSession",
     "CreatedKey",
+    "Delivery",
     "Hold",
     "InsufficientCredits",
     "InvalidApiKey",
@@ -125,6 +130,7 @@ __all__ = [
     "KeyService",
     "LedgerLine",
     "ModelNotAllowed",
+    "OpenAccess",
     "PriceBook",
     "PriceListing",
     "RateDecision",
@@ -147,4 +153,5 @@ __all__ = [
     "format_credits",
     "parse_credits",
     "run_sweeper",
+    "running_billing",
 ]

@@ -1,24 +1,23 @@
 """Wiring billing from settings: one place that builds every billing object a process needs.
 
-The gateway's composition root does::
-
-    billing = Billing.create(settings, catalog, db, redis)
-    await billing.start()          # key-invalidation listener
-    ...                            # request handling: see billing/__init__.py
-    sweeper = asyncio.create_task(run_sweeper(billing.service, interval_s=...))
-    await billing.aclose()
-
-CLI commands build the same object (usually without starting the listener).
+A long-running process (the gateway) runs billing with ``running_billing(settings, catalog, db,
+redis)``: the hot path's own pools, the key-invalidation listener and the hold sweeper start on
+entry; on exit the sweeper stops, the settles still in flight finish, and everything closes,
+each step bounded (``core.shutdown``). Requests go through ``Billing.access``
+(``billing.access``). CLI commands build the same object with ``Billing.create`` (usually
+without starting the listener) or ``open_billing``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 
+from billing.access import BilledAccess
 from billing.accounts import AccountService
 from billing.api import BillingApi
 from billing.auth import KeyAuthenticator, KeyCache
@@ -29,11 +28,13 @@ from billing.prices import PriceBook
 from billing.ratelimit import RateLimiter
 from billing.service import BillingService
 from billing.stripe_gateway import StripeClientGateway, StripeGateway
+from billing.sweeper import run_sweeper
 from billing.usage import UsageService
 from billing.webhooks import StripeBilling
 from core.db.engine import Database
 from core.redis import create_redis
 from core.settings import Settings
+from core.shutdown import push_bounded
 from protocol.catalog import Catalog, resolve_catalog
 
 
@@ -74,6 +75,8 @@ class Billing:
     # None when Stripe is not configured (checkout and webhook answer 503).
     stripe: StripeBilling | None
     api: BillingApi
+    # The gateway's seam: rate limits, the hold before dispatch, the settle after.
+    access: BilledAccess
     # Billing.create(fast_path=True) on PostgreSQL: the hot path's own pools.
     fast_pools: list[DriverPool] = field(default_factory=list)
 
@@ -128,31 +131,34 @@ class Billing:
                 DriverPool(settings.database_url, settings.database),
                 DriverPool(settings.database_url, settings.database, durable=False),
             ]
+        service = BillingService(
+            db,
+            prices,
+            hold_grace_s=cfg.hold_grace_s,
+            fast=pools[0] if pools else None,
+            fast_close=pools[1] if pools else None,
+        )
+        authenticator = KeyAuthenticator(
+            db,
+            hasher,
+            cache,
+            local_ttl_s=cfg.auth_cache_ttl_s,
+            negative_ttl_s=cfg.auth_negative_ttl_s,
+        )
+        limiter = RateLimiter(redis, prefix) if redis is not None else None
         return cls(
             db=db,
             hasher=hasher,
             cache=cache,
             prices=prices,
-            service=BillingService(
-                db,
-                prices,
-                hold_grace_s=cfg.hold_grace_s,
-                fast=pools[0] if pools else None,
-                fast_close=pools[1] if pools else None,
-            ),
+            service=service,
             keys=KeyService(
                 db, hasher, cache, default_rpm=cfg.default_rpm, default_tpm=cfg.default_tpm
             ),
             accounts=accounts,
             usage=usage,
-            authenticator=KeyAuthenticator(
-                db,
-                hasher,
-                cache,
-                local_ttl_s=cfg.auth_cache_ttl_s,
-                negative_ttl_s=cfg.auth_negative_ttl_s,
-            ),
-            limiter=RateLimiter(redis, prefix) if redis is not None else None,
+            authenticator=authenticator,
+            limiter=limiter,
             stripe=stripe,
             api=BillingApi(
                 accounts,
@@ -161,6 +167,7 @@ class Billing:
                 credit_price_cents=cfg.credit_price_cents,
                 currency=cfg.currency,
             ),
+            access=BilledAccess(authenticator, service, limiter),
             fast_pools=pools,
         )
 
@@ -171,6 +178,34 @@ class Billing:
         await self.authenticator.aclose()
         for pool in self.fast_pools:
             await pool.close()
+
+
+@contextlib.asynccontextmanager
+async def running_billing(
+    settings: Settings, catalog: Catalog, db: Database, redis: Redis | None
+) -> AsyncIterator[Billing]:
+    """Billing for a long-running process (the gateway), with its fast path, key listener and
+    hold sweeper (every replica runs one; they are safe together)."""
+    async with contextlib.AsyncExitStack() as stack:
+        billing = Billing.create(settings, catalog, db, redis, fast_path=True)
+        await billing.start()
+        push_bounded(stack, "billing", billing.aclose)
+        stop = asyncio.Event()
+        sweeper = asyncio.get_running_loop().create_task(
+            run_sweeper(billing.service, interval_s=settings.billing.sweep_interval_s, stop=stop),
+            name="billing-hold-sweeper",
+        )
+
+        async def stop_sweeper() -> None:
+            stop.set()
+            try:
+                await asyncio.wait_for(sweeper, 10)
+            except (TimeoutError, asyncio.CancelledError):
+                sweeper.cancel()
+
+        push_bounded(stack, "hold sweeper", stop_sweeper, timeout_s=15.0)
+        push_bounded(stack, "pending settles", billing.access.drain, timeout_s=15.0)
+        yield billing
 
 
 @contextlib.asynccontextmanager

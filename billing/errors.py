@@ -15,7 +15,8 @@ InvalidRequest (400)
 NotFound (404)
 └── BillingNotFound                unknown account / key / hold in an admin call
 AppError (503 billing_unavailable)
-└── BillingUnavailable             Stripe is not configured on this validator
+├── BillingUnavailable             Stripe is not configured on this validator
+└── LedgerUnavailable              the database could not take a hold (retry shortly)
 """
 
 from __future__ import annotations
@@ -83,3 +84,11 @@ class BillingUnavailable(AppError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, headers=dict(NO_RETRY))
+
+
+class LedgerUnavailable(AppError):
+    """The database could not take the hold: nothing was charged, the client may retry."""
+
+    status_code = 503
+    openai_type = "server_error"
+    default_code = "billing_unavailable"

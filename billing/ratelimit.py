@@ -9,7 +9,9 @@ skewed clocks agree. The same script runs on production Redis and on the embedde
 
 TPM is admitted on the estimate (prompt + max output tokens) and corrected once the real usage
 is known (``correct``): unused tokens go back to the bucket, an overrun is taken (the bucket
-may go below zero, which delays the key's next requests).
+may go below zero, which delays the key's next requests). On the request path the corrections
+go through ``TokenCorrections``, which sums them per key and sends them at most every
+``CORRECT_EVERY_S`` (one Redis call per key and interval, not one per request).
 
 Header semantics follow OpenAI: ``x-ratelimit-limit-*`` the limit, ``-remaining-*`` what is
 left now, ``-reset-*`` the time until the bucket is full again (``"1s"``, ``"6m0s"``, ``"250ms"``).
@@ -21,9 +23,12 @@ limits, protect the money.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
+from collections.abc import Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -34,6 +39,8 @@ from billing.keys import KeyContext
 log = logging.getLogger(__name__)
 
 _WINDOW_MS = 60_000
+# TPM corrections are batched per key over this long.
+CORRECT_EVERY_S = 0.05
 
 # KEYS: requests bucket, tokens bucket. ARGV: rpm, tpm, tokens (limits <= 0: unlimited).
 # Returns {allowed, requests_left, requests_reset_ms, tokens_left, tokens_reset_ms, retry_ms}.
@@ -220,3 +227,45 @@ def _limit_headers(rpm: int, tpm: int) -> dict[str, str]:
     if tpm > 0:
         out["x-ratelimit-limit-tokens"] = str(tpm)
     return out
+
+
+class TokenCorrections:
+    """TPM corrections from settled requests, summed per key and sent in the background at
+    most every ``CORRECT_EVERY_S``; ``drain`` sends what is pending (at shutdown)."""
+
+    def __init__(self, limiter: RateLimiter) -> None:
+        self._limiter = limiter
+        # Pending corrections per key id: (key, tokens to give back; negative takes).
+        self._pending: dict[int, tuple[KeyContext, int]] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._sending: set[asyncio.Task[None]] = set()
+
+    def give_back(self, key: KeyContext, estimated: int, used: int) -> None:
+        if estimated == used or not key.tpm_limit:
+            return
+        _, pending = self._pending.get(key.key_id, (key, 0))
+        self._pending[key.key_id] = (key, pending + estimated - used)
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(CORRECT_EVERY_S, self._send)
+
+    def _send(self) -> None:
+        self._timer = None
+        pending, self._pending = self._pending, {}
+        if pending:
+            self._spawn(self._correct_all(list(pending.values())))
+
+    async def _correct_all(self, corrections: list[tuple[KeyContext, int]]) -> None:
+        for key, delta in corrections:
+            await self._limiter.correct(key, delta, 0)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._send()
+        if self._sending:
+            await asyncio.wait(set(self._sending), timeout=timeout)

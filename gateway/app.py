@@ -1,19 +1,18 @@
 """The gateway's composition root: ``create_app(settings, ...)`` → a Litestar app.
 
-Nothing happens at import or in ``create_app`` beyond wiring: the catalog, Redis (the embedded
-server when ``redis.url`` is empty), the route reader, the miner client and signer, live stats
-(shared with the other replicas through Redis: ``core.miners.live``), token counters, telemetry
-and the completion hub (with the receipt auditor, ``gateway.receipts``) are created in the
-lifespan and closed there.
-Keyword arguments replace any of them (tests, ``sn19 dev``). The app's own completion hub feeds
-the checker a sample of finished requests (``gateway.checks``; an injected ``hooks`` hub gets
-no sampler). ``extra_handlers`` are served beside the API: ``sn19.compose`` mounts the
-dashboard there.
+Nothing happens at import or in ``create_app`` beyond wiring. What the process shares with the
+dashboard (catalog, Redis, live miner stats, and with ``billing.enabled`` the database and
+billing: ``gateway.resources.Shared``) is given by the process's composition root
+(``sn19.compose``), or opened by this app's lifespan when none is given. The lifespan builds
+the rest and closes it: the route reader, the miner client and signer, token counters,
+telemetry, the contender counters and the completion hub (the receipt auditor,
+``gateway.receipts``, and the checker's organic sampler, ``gateway.checks``; an injected
+``hooks`` hub gets no sampler). Keyword arguments replace any of them (tests, ``sn19 dev``).
+``extra_handlers`` are served beside the API: ``sn19.compose`` mounts the dashboard there.
 
-With ``billing.enabled`` the lifespan also opens the database and builds billing
-(``gateway.billing_adapter.start_billing``): database API keys replace the static keys, every
-request is rate-limited, held and settled, ``/v1/billing/*`` is served, and the hold sweeper
-runs in the background. An injected ``authenticator`` / ``accounting`` still wins.
+With billing on, database API keys replace the static keys and every request is admitted and
+settled by ``billing.access`` (through ``gateway.exchange``); ``/v1/billing/*`` is served. An
+injected ``authenticator`` / ``access`` still wins.
 """
 
 from __future__ import annotations
@@ -29,19 +28,16 @@ from litestar.di import Provide
 from litestar.types import ControllerRouterHandler, Message, Scope
 from opentelemetry.sdk.trace.export import SpanExporter
 
+from billing import Access, OpenAccess
 from core.checks import CheckQueue
 from core.miners import Dispatcher, MinerClient, MinerStats, RawMinerClient
-from core.miners.live import start_live_stats
 from core.miners.signing import RequestSigner
-from core.redis import EmbeddedRedis, create_redis
 from core.settings import Settings
 from core.shutdown import push_bounded
 from core.telemetry import Telemetry
 from core.tokens import load_task_counters
-from gateway.accounting import Accounting, UnmeteredAccounting
-from gateway.auth import Authenticator, StaticKeyAuthenticator
+from gateway.auth import Authenticator, BillingAuthenticator, StaticKeyAuthenticator
 from gateway.billing.controller import BILLING_HANDLERS
-from gateway.billing_adapter import check_billing_settings, start_billing
 from gateway.chat.controller import chat_completions
 from gateway.checks import install_check_sampler
 from gateway.completions.controller import completions
@@ -54,9 +50,10 @@ from gateway.ids import request_id_from
 from gateway.images.controller import edits_handler, generations
 from gateway.models.controller import list_models, retrieve_model
 from gateway.receipts import install_receipt_auditor
+from gateway.resources import Shared, check_settings, open_shared
 from gateway.selection import RouteCache, RouteSource, Selector
 from gateway.state import Gateway
-from protocol.catalog import Catalog, resolve_catalog
+from protocol.catalog import Catalog
 from protocol.config import ConfigError
 from scoring import ContenderCounters, CounterBuffer
 from scoring.routes import RouteReader
@@ -111,23 +108,10 @@ async def _add_request_id(message: Message, scope: Scope) -> None:
     message["headers"] = [*message.get("headers", ()), (b"x-request-id", request_id.encode())]
 
 
-async def _open_redis(settings: Settings, stack: AsyncExitStack) -> Any:
-    """Redis from ``redis.url``, or the embedded server when it is empty; closed by ``stack``."""
-    url = settings.redis.url
-    if not url:
-        embedded = EmbeddedRedis(settings.data_path / "redis")
-        url = await asyncio.to_thread(embedded.start)
-        stack.callback(embedded.stop)
-    client = create_redis(url, max_connections=settings.redis.max_connections)
-    push_bounded(stack, "redis client", client.aclose)
-    return client
-
-
-def _count_contenders(gateway: Gateway, redis: Any, stack: AsyncExitStack) -> None:
+def _count_contenders(settings: Settings, redis: Any, stack: AsyncExitStack) -> CounterBuffer:
     """Every miner attempt's outcome goes to its contender's counters (SPEC §3/§6) through a
     buffer flushed to Redis in the background (a last flush when the app stops)."""
-    buffer = CounterBuffer(ContenderCounters.from_settings(redis, gateway.settings))
-    gateway.contenders = buffer
+    buffer = CounterBuffer(ContenderCounters.from_settings(redis, settings))
     flusher = asyncio.get_running_loop().create_task(buffer.run())
 
     async def stop() -> None:
@@ -135,11 +119,13 @@ def _count_contenders(gateway: Gateway, redis: Any, stack: AsyncExitStack) -> No
         await asyncio.gather(flusher, return_exceptions=True)
 
     push_bounded(stack, "contender counters", stop)
+    return buffer
 
 
 def create_app(
     settings: Settings,
     *,
+    shared: Shared | None = None,
     catalog: Catalog | None = None,
     redis: Any | None = None,
     routes: RouteSource | None = None,
@@ -147,24 +133,28 @@ def create_app(
     miner_client: MinerClient | None = None,
     stats: MinerStats | None = None,
     authenticator: Authenticator | None = None,
-    accounting: Accounting | None = None,
+    access: Access | None = None,
     hooks: CompletionHub | None = None,
     span_exporter: SpanExporter | None = None,
     extra_handlers: Sequence[ControllerRouterHandler] = (),
 ) -> Litestar:
+    """``catalog`` / ``redis`` / ``stats`` replace parts of the ``Shared`` this app opens when
+    none is given."""
     holder = _Holder()
     gateway_settings = settings.gateway
-    billing_on = settings.billing.enabled and (authenticator is None or accounting is None)
-    if billing_on:
-        check_billing_settings(settings)
+    if shared is None:
+        check_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            the_catalog = catalog or resolve_catalog(settings.catalog)
+            common = shared
+            if common is None:
+                common = await stack.enter_async_context(
+                    open_shared(settings, catalog=catalog, redis=redis, stats=stats)
+                )
             telemetry = Telemetry(settings.telemetry, span_exporter=span_exporter)
             stack.callback(telemetry.shutdown)
-            the_redis = redis if redis is not None else await _open_redis(settings, stack)
             client = miner_client
             if client is None:
                 the_signer = (
@@ -174,50 +164,45 @@ def create_app(
                     the_signer, connect_timeout=gateway_settings.connect_timeout_s
                 )
                 push_bounded(stack, "miner client", client.close)
-            the_stats = stats or await start_live_stats(settings, the_redis, stack)
             route_cache = RouteCache(
-                routes or RouteReader(the_redis, prefix=settings.redis.key_prefix, cache_s=0.0)
+                routes or RouteReader(common.redis, prefix=settings.redis.key_prefix, cache_s=0.0)
             )
             refresher = asyncio.get_running_loop().create_task(route_cache.run())
             stack.callback(refresher.cancel)
-            the_authenticator: Authenticator = authenticator or StaticKeyAuthenticator(
-                key.get() for key in gateway_settings.api_keys
+            billing = common.billing
+            the_authenticator: Authenticator = authenticator or (
+                BillingAuthenticator(billing.authenticator)
+                if billing is not None
+                else StaticKeyAuthenticator(key.get() for key in gateway_settings.api_keys)
             )
-            the_accounting: Accounting = accounting or UnmeteredAccounting()
-            wired = None
-            if billing_on:
-                wired = await start_billing(settings, the_catalog, the_redis, stack)
-                the_authenticator = authenticator or wired.authenticator
-                the_accounting = accounting or wired.accounting
+            the_access: Access = access or (billing.access if billing is not None else OpenAccess())
             hub = hooks
             if hub is None:
                 hub = CompletionHub()
                 install_check_sampler(
-                    hub, CheckQueue(the_redis, prefix=settings.redis.key_prefix), settings
+                    hub, CheckQueue(common.redis, prefix=settings.redis.key_prefix), settings
                 )
             install_receipt_auditor(hub, telemetry.registry)
             hub.start()
             push_bounded(stack, "completion hub", hub.stop)
             gateway = Gateway(
                 settings=settings,
-                catalog=the_catalog,
+                catalog=common.catalog,
                 telemetry=telemetry,
                 authenticator=the_authenticator,
-                accounting=the_accounting,
+                access=the_access,
                 hooks=hub,
                 selector=Selector(
-                    route_cache, the_stats, route_grace_s=gateway_settings.route_grace_s
+                    route_cache, common.live, route_grace_s=gateway_settings.route_grace_s
                 ),
-                dispatcher=Dispatcher(client, the_stats, tracer=telemetry.tracer("sn19.miners")),
-                stats=the_stats,
-                counters=await asyncio.to_thread(load_task_counters, the_catalog),
-                redis=the_redis,
-                billing=wired.api if wired is not None else None,
-                billing_system=wired.billing if wired is not None else None,
-                db=wired.db if wired is not None else None,
+                dispatcher=Dispatcher(client, common.live, tracer=telemetry.tracer("sn19.miners")),
+                stats=common.live,
+                counters=await asyncio.to_thread(load_task_counters, common.catalog),
+                redis=common.redis,
+                contenders=_count_contenders(settings, common.redis, stack),
+                billing_api=billing.api if billing is not None else None,
             )
             push_bounded(stack, "background work", gateway.drain)
-            _count_contenders(gateway, the_redis, stack)
             holder.gateway = gateway
             app.state.gateway = gateway
             try:

@@ -10,8 +10,8 @@ from litestar.response.base import ASGIResponse
 from litestar.types import ASGIApp
 
 from core.telemetry import METRICS_CONTENT_TYPE
+from gateway.events import ENCODER
 from gateway.http import json_response
-from gateway.relay import ENCODER
 from gateway.state import Gateway
 
 

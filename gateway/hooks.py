@@ -59,13 +59,12 @@ class CompletionHub:
         self._queue: asyncio.Queue[CompletedRequest] = asyncio.Queue(maxsize)
         self._task: asyncio.Task[None] | None = None
         self.dropped = 0
+        # Whether anyone listens (publishers skip building the item when not).
+        self.active = False
 
     def subscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.append(subscriber)
-
-    @property
-    def active(self) -> bool:
-        return bool(self._subscribers)
+        self.active = True
 
     def publish(self, item: CompletedRequest) -> None:
         if not self._subscribers:

@@ -13,6 +13,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from billing import Usage
 from core.miners import Attempt
 from core.telemetry import LATENCY_BUCKETS
 
@@ -88,6 +89,29 @@ class GatewayMetrics:
     def request(self, route: str, model: str, status: int, duration_s: float) -> None:
         self.requests.child(route, model, str(status)).inc()
         self.latency.child(route, model).observe(duration_s)
+
+    def served(
+        self,
+        route: str,
+        model: str,
+        *,
+        elapsed: float,
+        overhead: float,
+        ttft: float | None,
+        usage: Usage,
+        broken: str | None,
+    ) -> None:
+        """A request that reached a miner and answered 200 (a stream broken after its first
+        byte included: ``broken`` is its outcome)."""
+        self.request(route, model, 200, elapsed)
+        self.overhead.child(route).observe(overhead)
+        if broken is not None:
+            self.stream_errors.child(model, broken).inc()
+        if ttft is not None:
+            self.ttft.child(model).observe(ttft)
+        self.add(self.prompt_tokens, usage.input_tokens, model)
+        self.add(self.completion_tokens, usage.output_tokens, model)
+        self.add(self.images, usage.images, model)
 
     def attempts_made(self, model: str, attempts: list[Attempt]) -> None:
         for attempt in attempts:

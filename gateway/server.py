@@ -1,9 +1,12 @@
-"""Serving ``create_app(settings)`` in this process: granian's embedded server (preferred) or
-uvicorn, on uvloop, one worker, no access log.
+"""Serving the gateway in this process: granian's embedded server (preferred) or uvicorn, on
+uvloop, one worker, no access log.
 
-Granian's embedded server (``granian.server.embed.Server``) takes the app object itself, so
-there is no module-level ``app`` and nothing runs at import. For more cores, run several
-gateway processes behind the load balancer (they share Redis).
+``run(settings, compose)`` starts the event loop, enters ``compose(settings)`` (the process's
+composition root: it opens what the app needs and yields the app; default ``open_gateway``,
+the API alone) and serves the app until SIGINT/SIGTERM. Granian's embedded server
+(``granian.server.embed.Server``) takes the app object itself, so there is no module-level
+``app`` and nothing runs at import. For more cores, run several gateway processes behind the
+load balancer (they share Redis).
 """
 
 from __future__ import annotations
@@ -13,12 +16,14 @@ import contextlib
 import gc
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from litestar import Litestar
 
 from core.settings import Settings
 from gateway.app import create_app
+from gateway.resources import open_shared
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +35,26 @@ class StartupFailed(RuntimeError):
     """The app did not start; the cause is in the log."""
 
 
-def run(settings: Settings, app: Litestar | None = None) -> None:
-    """Serve ``app`` (default: ``create_app(settings)``) until SIGINT/SIGTERM."""
+Compose = Callable[[Settings], AbstractAsyncContextManager[Litestar]]
+
+
+@asynccontextmanager
+async def open_gateway(settings: Settings) -> AsyncIterator[Litestar]:
+    """The API alone over its own ``Shared``."""
+    async with open_shared(settings) as shared:
+        yield create_app(settings, shared=shared)
+
+
+def run(settings: Settings, compose: Compose = open_gateway) -> None:
+    """Serve the app ``compose(settings)`` yields until SIGINT/SIGTERM."""
     import uvloop
 
-    app = app if app is not None else create_app(settings)
-    app.on_startup.append(tune_gc)
-    uvloop.run(serve(app, settings))
+    async def main() -> None:
+        async with compose(settings) as app:
+            app.on_startup.append(tune_gc)
+            await serve(app, settings)
+
+    uvloop.run(main())
 
 
 def tune_gc() -> None:

@@ -8,13 +8,11 @@ from typing import Any
 
 from opentelemetry import trace
 
-from billing import Billing, BillingApi
-from core.db.engine import Database
+from billing import Access, BillingApi
 from core.miners import Dispatcher, MinerStats
 from core.settings import Settings
 from core.telemetry import Telemetry
 from core.tokens import TokenCounter
-from gateway.accounting import Accounting
 from gateway.auth import Authenticator
 from gateway.hooks import CompletionHub
 from gateway.metrics import GatewayMetrics
@@ -31,16 +29,15 @@ class Gateway:
         catalog: Catalog,
         telemetry: Telemetry,
         authenticator: Authenticator,
-        accounting: Accounting,
+        access: Access,
         hooks: CompletionHub,
         selector: Selector,
         dispatcher: Dispatcher,
         stats: MinerStats,
         counters: dict[str, TokenCounter],
         redis: Any,
-        billing: BillingApi | None = None,
-        billing_system: Billing | None = None,
-        db: Database | None = None,
+        contenders: CounterBuffer | None,
+        billing_api: BillingApi | None = None,
     ) -> None:
         self.settings = settings
         self.catalog = catalog
@@ -48,26 +45,20 @@ class Gateway:
         self.tracer: trace.Tracer = telemetry.tracer("sn19.gateway")
         self.metrics = GatewayMetrics(telemetry.registry)
         self.authenticator = authenticator
-        self.accounting = accounting
+        # Admission before dispatch and the settle after (``billing.access``).
+        self.access = access
         self.hooks = hooks
         self.selector = selector
         self.dispatcher = dispatcher
         self.stats = stats
         self.counters = counters
         self.redis = redis
+        # Every miner attempt's outcome, per contender (``gateway.exchange``), flushed to Redis
+        # in the background. None: not counted.
+        self.contenders = contenders
         # The /v1/billing/* handlers; None when billing is off.
-        self.billing = billing
-        # Billing itself and its database (None when billing is off): what a dashboard mounted
-        # beside the API uses (``sn19.compose``).
-        self.billing_system = billing_system
-        self.db = db
-        # Every miner attempt's outcome, per contender (``gateway.pipeline.attempts_done``);
-        # flushed to Redis in the background. None: not counted (tests without Redis).
-        self.contenders: CounterBuffer | None = None
+        self.billing_api = billing_api
         self._background: set[asyncio.Task[Any]] = set()
-
-    def counter(self, task_id: str) -> TokenCounter:
-        return self.counters[task_id]
 
     def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
         """Run ``coroutine`` in the background (kept referenced until it ends)."""

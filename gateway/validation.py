@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from core.errors import InvalidRequest
+from core.errors import InvalidRequest, UnsupportedParameter
 from protocol.openai.shapes import ShapeError
 from protocol.validation import describe_error, param_from_error
 
@@ -50,8 +50,8 @@ def convert(data: Any, type_: type[T]) -> T:
         raise invalid_from(exc) from None
 
 
-def unsupported(param: str, message: str) -> InvalidRequest:
-    return InvalidRequest(message, param=param, code="unsupported_parameter")
+def unsupported(param: str, message: str) -> UnsupportedParameter:
+    return UnsupportedParameter(message, param=param)
 
 
 def shaped(error: ShapeError) -> InvalidRequest:

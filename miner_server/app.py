@@ -112,12 +112,6 @@ def load_keypair(wallet: WalletSettings) -> Any:
         ) from exc
 
 
-def load_hotkey(wallet: WalletSettings) -> str:
-    """The wallet's hotkey address."""
-    address: str = load_keypair(wallet).ss58_address
-    return address
-
-
 def build_state(
     settings: MinerSettings,
     tasks: list[Task],

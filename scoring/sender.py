@@ -9,8 +9,8 @@
    front of organic traffic; a slot that finds no room in time is skipped, not counted;
 3. dispatches through ``core.miners.Dispatcher`` (the gateway's code: btauth/1 signing, the
    task's timeouts, live stats) with the contender as the only candidate and one attempt;
-4. reads the whole stream (or JSON answer) with the gateway's strict rules
-   (``core.miners.collect``, ``check_vectors``);
+4. reads the whole stream with the gateway's own reader, rules and deadlines
+   (``core.miners.StreamReader``), or checks the JSON answer (``check_vectors``);
 5. records the outcome on the contender's counters (``organic=False``; volume in task units:
    completion tokens, images × steps, input tokens) and, on success, enqueues a check job
    (``core.checks.make_job(..., organic=False)``) with the miner's receipt.
@@ -28,11 +28,19 @@ import msgspec
 
 from core.checks import CheckQueue, JobKind, JobTimings, make_job
 from core.errors import AppError
-from core.miners import Attempt, Dispatcher, DispatchState, MinerStats, Outcome, StreamFailure
-from core.miners.collect import (
+from core.miners import (
+    Attempt,
+    Dispatcher,
+    DispatchState,
+    MinerStats,
+    Outcome,
+    StreamFailure,
+    StreamReader,
+    TextRules,
+)
+from core.miners.reader import (
     CHAT_CHUNK,
     COMPLETION_CHUNK,
-    TextCollector,
     chat_first_token,
     completion_first_token,
 )
@@ -243,36 +251,24 @@ class MinerSender:
         self, state: DispatchState, path: str, call: TextCall
     ) -> tuple[Any, str | None]:
         body = _ENCODER.encode(call.request)
-        opened: Any
+        rules = TextRules(n=call.n, max_tokens=call.max_tokens)
+        idle_s = state.task.timeouts.idle_s
+        reader: StreamReader[Any]
         if isinstance(call.request, MinerChatRequest):
             opened = await self.dispatcher.open_stream(
                 state, path, body, decode=CHAT_CHUNK.decode, ready=chat_first_token
             )
+            reader = StreamReader(opened, rules, idle_s=idle_s)
         else:
-            opened = await self.dispatcher.open_stream(
+            completion = await self.dispatcher.open_stream(
                 state, path, body, decode=COMPLETION_CHUNK.decode, ready=completion_first_token
             )
-        collector = TextCollector(n=call.n, max_tokens=call.max_tokens)
-        outcome = Outcome.CANCELLED
+            reader = StreamReader(completion, rules, idle_s=idle_s)
         try:
-            collector.feed(opened.first)
-            while True:
-                left = state.remaining()
-                if left <= 0:
-                    raise StreamFailure(Outcome.TIMEOUT, "the request exceeded its total time")
-                items = await opened.next_batch(min(state.task.timeouts.idle_s, left))
-                if not items:
-                    break
-                collector.feed(items)
-            output = collector.finish()
-            outcome = Outcome.OK
-        except StreamFailure as exc:
-            outcome = exc.outcome
-            opened.attempt.detail = exc.message
-            raise
+            output = await reader.read_all()
         finally:
-            opened.finish(outcome, units=collector.completion_tokens)
-        return output, receipt_text(opened.receipt)
+            reader.end()
+        return output, receipt_text(reader.opened.receipt)
 
     async def _embeddings(
         self, task: Task, state: DispatchState, path: str, public: EmbeddingRequest

@@ -1,70 +1,49 @@
-"""The gateway process's composition: the API (``gateway.create_app``) and, with billing on, the
-dashboard (``web.create_dashboard``) mounted beside it at ``/dashboard``.
+"""The gateway process's composition root: what the API and the dashboard share is opened once
+(``gateway.resources.open_shared``: catalog, Redis, live miner stats, and with billing on the
+database and billing), then both apps are built over it and the dashboard is mounted beside
+the API at ``/dashboard``.
 
 ``gateway`` and ``web`` never import each other; this is the one place that puts them in one
-app. The dashboard uses the gateway's own database, billing, Redis, catalog and live miner stats,
-which exist only once the gateway's lifespan has run: each is handed over as ``Late(factory)``.
+app. Without billing there is no dashboard (it sells credits and manages keys).
+
+    async with gateway_app(settings) as app:   # what `sn19 gateway` serves
+        await gateway.server.serve(app, settings)
 """
 
 from __future__ import annotations
 
-from typing import TypeVar
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from litestar import Litestar
+from litestar.types import ControllerRouterHandler
 
-from billing import Billing
-from core.db.engine import Database
 from core.settings import Settings
 from gateway import create_app
-from gateway.state import Gateway
+from gateway.resources import open_shared
 from scoring import ScoreboardReader
-from web import Late, create_dashboard, mount_dashboard
-
-T = TypeVar("T")
+from web import create_dashboard, mount_dashboard
 
 
-def gateway_app(settings: Settings) -> Litestar:
-    """The app ``sn19 gateway`` serves."""
-    if not settings.billing.enabled:
-        # The dashboard sells credits and manages keys: without billing it has nothing to run.
-        return create_app(settings)
-    app: Litestar | None = None
-
-    def running() -> Gateway:
-        if app is None or getattr(app.state, "gateway", None) is None:
-            raise RuntimeError("the gateway is not started (lifespan not run)")
-        gateway: Gateway = app.state.gateway
-        return gateway
-
-    def db() -> Database:
-        return _required(running().db, "database")
-
-    def billing() -> Billing:
-        return _required(running().billing_system, "billing")
-
-    def scoreboard() -> ScoreboardReader:
-        gateway = running()
-        return ScoreboardReader.from_settings(
-            settings,
-            db=db(),
-            redis=gateway.redis,
-            catalog=gateway.catalog,
-            live=gateway.stats,
-        )
-
-    dashboard = create_dashboard(
-        settings,
-        db=Late(db),
-        billing=Late(billing),
-        redis=Late(lambda: running().redis),
-        catalog=Late(lambda: running().catalog),
-        scoreboard=Late(scoreboard),
-    )
-    app = create_app(settings, extra_handlers=[mount_dashboard(dashboard)])
-    return app
-
-
-def _required(value: T | None, what: str) -> T:
-    if value is None:
-        raise RuntimeError(f"the gateway runs without its {what}")
-    return value
+@asynccontextmanager
+async def gateway_app(settings: Settings) -> AsyncIterator[Litestar]:
+    async with open_shared(settings) as shared:
+        handlers: list[ControllerRouterHandler] = []
+        if shared.billing is not None and shared.db is not None:
+            scoreboard = ScoreboardReader.from_settings(
+                settings,
+                db=shared.db,
+                redis=shared.redis,
+                catalog=shared.catalog,
+                live=shared.live,
+            )
+            dashboard = create_dashboard(
+                settings,
+                db=shared.db,
+                billing=shared.billing,
+                redis=shared.redis,
+                catalog=shared.catalog,
+                scoreboard=scoreboard,
+            )
+            handlers.append(mount_dashboard(dashboard))
+        yield create_app(settings, shared=shared, extra_handlers=handlers)

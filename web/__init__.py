@@ -7,8 +7,7 @@ Public surface:
 
 - ``create_dashboard(settings, *, db, billing, redis, catalog, scoreboard=None, base_url="",
   mount_path=...)`` -> the dashboard's Litestar app; ``mount_dashboard(app, "/dashboard")``
-  -> the route handler that serves it inside another Litestar app; ``Late(factory)`` for
-  collaborators the mounting app only creates in its lifespan.
+  -> the route handler that serves it inside another Litestar app.
 - ``UserService`` (dashboard users, used by ``sn19 operators``) and the password helpers.
 """
 
@@ -16,14 +15,12 @@ from __future__ import annotations
 
 from web.app import MOUNT_PATH, create_dashboard, mount_dashboard
 from web.passwords import hash_password, password_problem, verify_password
-from web.state import Late
 from web.users import ROLES, STAFF_ROLES, User, UserError, UserService
 
 __all__ = [
     "MOUNT_PATH",
     "ROLES",
     "STAFF_ROLES",
-    "Late",
     "User",
     "UserError",
     "UserService",

@@ -8,8 +8,8 @@ mounted by the gateway under ``/dashboard``::
     app = Litestar(route_handlers=[..., mount_dashboard(dashboard)])
 
 A mounted app gets no lifespan events, so the dashboard owns no resources: it uses the
-mounting app's database, billing, Redis, catalog and scoring read API (``ScoreboardReader``),
-given directly or as ``Late(factory)`` when the mounting app creates them in its lifespan.
+mounting process's database, billing, Redis, catalog and scoring read API
+(``ScoreboardReader``), opened before either app is built (``sn19.compose``).
 
 Every form post must carry the page's CSRF token (``csrf_token``), derived from the session
 cookie (or, before sign-in, from a pre-sign-in cookie); posts from another site
@@ -48,7 +48,7 @@ from web.controllers import (
 from web.errors import CsrfRejected, error_handler
 from web.render import STATIC, template_engine
 from web.sessions import SignedIn
-from web.state import Dashboard, DashboardHolder, Late
+from web.state import Dashboard, DashboardHolder
 from web.tokens import csrf_matches
 
 MOUNT_PATH = "/dashboard"
@@ -124,11 +124,11 @@ async def check_csrf(request: Request[Any, Any, Any]) -> None:
 def create_dashboard(
     settings: Settings,
     *,
-    db: Database | Late[Database],
-    billing: Billing | Late[Billing],
-    redis: Redis | Late[Redis | None] | None,
-    catalog: Catalog | Late[Catalog],
-    scoreboard: ScoreboardReader | Late[ScoreboardReader] | None = None,
+    db: Database,
+    billing: Billing,
+    redis: Redis | None,
+    catalog: Catalog,
+    scoreboard: ScoreboardReader | None = None,
     base_url: str = "",
     mount_path: str = MOUNT_PATH,
 ) -> Litestar:

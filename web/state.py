@@ -1,18 +1,12 @@
 """The dashboard's collaborators, built once per app: what ``create_dashboard`` was given
 (settings, database, billing, Redis, catalog, scoring's read API) plus the dashboard's own
 services. Without a scoreboard, one is made from the database, Redis and catalog (no chain, no
-live gateway stats).
-
-A collaborator may be given as ``Late(factory)`` when the app that mounts the dashboard only
-makes it in its lifespan (a mounted app gets no lifespan events of its own): the factory is
-called on the first request.
+live gateway stats). The services are built on the first request.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
 
 from redis.asyncio import Redis
 
@@ -27,22 +21,6 @@ from web.ratelimit import LoginLimiter, MemoryLoginLimiter, RedisLoginLimiter
 from web.reports import Reports
 from web.sessions import SessionStore
 from web.users import UserService
-
-T = TypeVar("T")
-
-
-class Late(Generic[T]):
-    """A collaborator made after ``create_dashboard`` (called on the first request)."""
-
-    def __init__(self, factory: Callable[[], T]) -> None:
-        self._factory = factory
-
-    def get(self) -> T:
-        return self._factory()
-
-
-def resolve(value: T | Late[T]) -> T:
-    return value.get() if isinstance(value, Late) else value
 
 
 @dataclass(frozen=True)
@@ -78,16 +56,19 @@ class DashboardHolder:
         self,
         settings: Settings,
         *,
-        db: Database | Late[Database],
-        billing: Billing | Late[Billing],
-        redis: Redis | Late[Redis | None] | None,
-        catalog: Catalog | Late[Catalog],
-        scoreboard: ScoreboardReader | Late[ScoreboardReader] | None,
+        db: Database,
+        billing: Billing,
+        redis: Redis | None,
+        catalog: Catalog,
+        scoreboard: ScoreboardReader | None,
         mount_path: str,
         api_base_url: str,
     ) -> None:
         self._settings = settings
-        self._sources = (db, billing, redis, catalog)
+        self._db = db
+        self._billing = billing
+        self._redis = redis
+        self._catalog = catalog
         self._scoreboard = scoreboard
         self.mount_path = mount_path
         self._api_base_url = api_base_url
@@ -99,10 +80,7 @@ class DashboardHolder:
         return self._dashboard
 
     def _build(self) -> Dashboard:
-        db_source, billing_source, redis_source, catalog_source = self._sources
-        db = resolve(db_source)
-        redis = resolve(redis_source)
-        catalog = resolve(catalog_source)
+        db, redis, catalog = self._db, self._redis, self._catalog
         settings = self._settings
         web = settings.web
         users = UserService(db)
@@ -121,14 +99,11 @@ class DashboardHolder:
         return Dashboard(
             settings=settings,
             db=db,
-            billing=resolve(billing_source),
+            billing=self._billing,
             redis=redis,
             catalog=catalog,
-            scoreboard=(
-                resolve(self._scoreboard)
-                if self._scoreboard is not None
-                else ScoreboardReader.from_settings(settings, db=db, redis=redis, catalog=catalog)
-            ),
+            scoreboard=self._scoreboard
+            or ScoreboardReader.from_settings(settings, db=db, redis=redis, catalog=catalog),
             mount_path=self.mount_path,
             api_base_url=self._api_base_url,
             users=users,

@@ -17,6 +17,7 @@ from core.miners.client import (
 )
 from core.miners.dispatch import Delivered, Dispatcher
 from core.miners.rawhttp import RawMinerClient
+from core.miners.reader import StreamReader, TextRules
 from core.miners.receipts import Receipt, ReceiptStatus, verify_record
 from core.miners.shared_stats import SharedStats
 from core.miners.signing import RequestSigner
@@ -48,6 +49,8 @@ __all__ = [
     "RequestSigner",
     "SharedStats",
     "StreamFailure",
+    "StreamReader",
+    "TextRules",
     "TransportError",
     "verify_record",
 ]

@@ -2,7 +2,9 @@
 
 ``DispatchState`` is owned by the caller and shared by every call it makes for one request (a
 non-stream request that fails over mid-way keeps its budget); ``failure()`` turns the attempts
-into the error the client gets when all of them failed.
+into the error the client gets when all of them failed. ``record_attempt`` ends one attempt:
+its outcome into the live stats and onto its span (the dispatcher and an open stream both end
+attempts through it).
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Protocol
 
+from opentelemetry import trace
 from opentelemetry.context import Context
 
 from core.errors import AppError, NoCapacity, UpstreamError, UpstreamTimeout
-from core.miners.stats import Outcome
+from core.miners.stats import MinerStats, Outcome
 from protocol.catalog import Task
 
 
@@ -137,3 +140,38 @@ def status_outcome(status: int) -> Outcome:
     if status >= 500:
         return Outcome.SERVER_ERROR
     return Outcome.REJECTED
+
+
+def record_attempt(
+    stats: MinerStats,
+    state: DispatchState,
+    attempt: Attempt,
+    outcome: Outcome,
+    *,
+    units: float = 0.0,
+    generation_s: float | None = None,
+    retry_after_s: float | None = None,
+    span: trace.Span,
+) -> None:
+    """End ``attempt``: its outcome (and ``units`` of work done in ``generation_s``) into the
+    live stats, and its span ended with the outcome."""
+    attempt.outcome = outcome
+    if attempt.duration_s is None:
+        attempt.duration_s = time.monotonic() - attempt.started
+    stats.release(
+        (state.task.id, attempt.hotkey),
+        outcome,
+        ttft_s=attempt.ttft_s,
+        units=units,
+        duration_s=generation_s,
+        retry_after_s=retry_after_s,
+    )
+    if span.is_recording():
+        span.set_attribute("sn19.outcome", outcome.value)
+        if attempt.ttft_s is not None:
+            span.set_attribute("sn19.ttft_s", attempt.ttft_s)
+        if attempt.status is not None:
+            span.set_attribute("http.response.status_code", attempt.status)
+        if outcome is not Outcome.OK:
+            span.set_status(trace.StatusCode.ERROR, attempt.detail or outcome.value)
+    span.end()

@@ -34,6 +34,7 @@ from core.miners.attempts import (
     DispatchState,
     MinerEndpoint,
     StreamFailure,
+    record_attempt,
     retry_after,
     status_outcome,
 )
@@ -41,11 +42,11 @@ from core.miners.client import (
     MinerClient,
     MinerResponse,
     MinerStream,
-    MinerTimeout,
     TransportError,
 )
+from core.miners.reader import read_first
 from core.miners.receipts import Receipt
-from core.miners.stats import MinerKey, MinerStats, Outcome
+from core.miners.stats import MinerStats, Outcome
 from core.miners.streams import DECODE_ERRORS, OpenStream
 from protocol.miner import RECEIPT_HEADER
 
@@ -114,39 +115,6 @@ class Dispatcher:
         )
         return attempt, span
 
-    def record(
-        self,
-        state: DispatchState,
-        attempt: Attempt,
-        outcome: Outcome,
-        *,
-        units: float = 0.0,
-        generation_s: float | None = None,
-        retry_after_s: float | None = None,
-        span: trace.Span,
-    ) -> None:
-        attempt.outcome = outcome
-        if attempt.duration_s is None:
-            attempt.duration_s = time.monotonic() - attempt.started
-        key: MinerKey = (state.task.id, attempt.hotkey)
-        self.stats.release(
-            key,
-            outcome,
-            ttft_s=attempt.ttft_s,
-            units=units,
-            duration_s=generation_s,
-            retry_after_s=retry_after_s,
-        )
-        if span.is_recording():
-            span.set_attribute("sn19.outcome", outcome.value)
-            if attempt.ttft_s is not None:
-                span.set_attribute("sn19.ttft_s", attempt.ttft_s)
-            if attempt.status is not None:
-                span.set_attribute("http.response.status_code", attempt.status)
-            if outcome is not Outcome.OK:
-                span.set_status(trace.StatusCode.ERROR, attempt.detail or outcome.value)
-        span.end()
-
     def _fail(
         self,
         state: DispatchState,
@@ -157,7 +125,7 @@ class Dispatcher:
         retry_after_s: float | None = None,
     ) -> None:
         attempt.detail = detail
-        self.record(state, attempt, outcome, retry_after_s=retry_after_s, span=span)
+        record_attempt(self.stats, state, attempt, outcome, retry_after_s=retry_after_s, span=span)
 
     async def _rejected(
         self, state: DispatchState, attempt: Attempt, span: trace.Span, stream: MinerStream
@@ -197,8 +165,8 @@ class Dispatcher:
                     await self._rejected(state, attempt, span, stream)
                     continue
                 attempt.status = 200
-                opened = OpenStream(self, state, endpoint, attempt, stream, decode, span)
-                if await self._read_first(opened, stream, ready, attempt.started + budget):
+                opened = OpenStream(self.stats, state, endpoint, attempt, stream, decode, span)
+                if await read_first(opened, stream, ready, attempt.started + budget):
                     return opened
                 stream.close()
                 self._fail(state, attempt, span, Outcome.BAD_RESPONSE, "ended before any output")
@@ -216,26 +184,6 @@ class Dispatcher:
                 self._fail(state, attempt, span, *_interrupted(exc))
                 raise
         raise state.failure()
-
-    @staticmethod
-    async def _read_first(
-        opened: OpenStream[T], stream: MinerStream, ready: Callable[[T], bool], until: float
-    ) -> bool:
-        """Read until an item is ``ready`` (first token); False when the stream ended first."""
-        while True:
-            left = until - time.monotonic()
-            if left <= 0:
-                raise MinerTimeout("no first token in time")
-            events = await stream.next_events(left)
-            if not events:
-                return False
-            items = opened._take(events)
-            opened.first.extend(items)
-            if any(ready(item) for item in items):
-                opened.attempt.ttft_s = time.monotonic() - opened.attempt.started
-                return True
-            if opened.done:
-                return False
 
     async def call(
         self,
@@ -289,8 +237,14 @@ class Dispatcher:
                 raise
             attempt.ttft_s = time.monotonic() - attempt.started
             work = units(value) if units is not None else 0.0
-            self.record(
-                state, attempt, Outcome.OK, units=work, generation_s=attempt.ttft_s, span=span
+            record_attempt(
+                self.stats,
+                state,
+                attempt,
+                Outcome.OK,
+                units=work,
+                generation_s=attempt.ttft_s,
+                span=span,
             )
             return Delivered(value, endpoint, attempt, response)
         raise state.failure()

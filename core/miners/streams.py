@@ -13,19 +13,22 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import Generic, TypeVar
 
 import msgspec
 from opentelemetry import trace
 
-from core.miners.attempts import Attempt, DispatchState, MinerEndpoint, StreamFailure
+from core.miners.attempts import (
+    Attempt,
+    DispatchState,
+    MinerEndpoint,
+    StreamFailure,
+    record_attempt,
+)
 from core.miners.client import MinerStream, TransportError
 from core.miners.receipts import Receipt
-from core.miners.stats import Outcome
+from core.miners.stats import MinerStats, Outcome
 from protocol.sse import Event
-
-if TYPE_CHECKING:
-    from core.miners.dispatch import Dispatcher
 
 T = TypeVar("T")
 
@@ -43,7 +46,7 @@ class OpenStream(Generic[T]):
 
     def __init__(
         self,
-        dispatcher: Dispatcher,
+        stats: MinerStats,
         state: DispatchState,
         endpoint: MinerEndpoint,
         attempt: Attempt,
@@ -51,7 +54,7 @@ class OpenStream(Generic[T]):
         decode: Callable[[bytes], T],
         span: trace.Span,
     ) -> None:
-        self._dispatcher = dispatcher
+        self._stats = stats
         self.state = state
         self.endpoint = endpoint
         self.attempt = attempt
@@ -64,7 +67,8 @@ class OpenStream(Generic[T]):
         self.receipt: Receipt | None = None
         self._finished = False
 
-    def _take(self, events: list[Event]) -> list[T]:
+    def take(self, events: list[Event]) -> list[T]:
+        """Decode the data events (``[DONE]`` sets ``done``; comments are skipped)."""
         items: list[T] = []
         for event in events:
             data = event.data
@@ -98,7 +102,7 @@ class OpenStream(Generic[T]):
                 raise StreamFailure(outcome, message) from None
             if not events:
                 return []
-            items = self._take(events)
+            items = self.take(events)
             if items:
                 return items
         await self._read_to_end(min(timeout, 1.0))
@@ -113,7 +117,7 @@ class OpenStream(Generic[T]):
                 events = await self._stream.next_events(left)
                 if not events:
                     return
-                self._take(events)
+                self.take(events)
 
     def finish(self, outcome: Outcome, *, units: float = 0.0) -> None:
         """Record the outcome, release the connection, end the attempt's span. Idempotent and
@@ -138,6 +142,12 @@ class OpenStream(Generic[T]):
         attempt.outcome = outcome
         attempt.duration_s = now - attempt.started
         after_first = attempt.duration_s - (attempt.ttft_s or 0.0)
-        self._dispatcher.record(
-            self.state, attempt, outcome, units=units, generation_s=after_first, span=self._span
+        record_attempt(
+            self._stats,
+            self.state,
+            attempt,
+            outcome,
+            units=units,
+            generation_s=after_first,
+            span=self._span,
         )

@@ -18,12 +18,12 @@ import msgspec
 from litestar import Request, get, post
 from litestar.types import ASGIApp
 
-from billing import BillingApi, BillingUnavailable, KeyContext
+from billing import BillingApi, BillingUnavailable
 from billing.schemas import CheckoutRequest, UsageQuery
 from core.errors import InvalidRequest
 from gateway.context import RequestContext, begin
+from gateway.events import ENCODER
 from gateway.http import json_response
-from gateway.relay import ENCODER
 from gateway.state import Gateway
 from gateway.validation import convert, decode
 
@@ -36,9 +36,9 @@ DISABLED = "Billing is not enabled on this validator."
 
 
 def _api(gateway: Gateway) -> BillingApi:
-    if gateway.billing is None:
+    if gateway.billing_api is None:
         raise BillingUnavailable(DISABLED)
-    return gateway.billing
+    return gateway.billing_api
 
 
 async def _account(
@@ -47,8 +47,8 @@ async def _account(
     """Authenticate the API key; its account."""
     ctx = await begin(request, gateway, route)
     api = _api(gateway)
-    key = ctx.caller.context if ctx.caller is not None else None
-    if not isinstance(key, KeyContext):
+    key = ctx.caller.key if ctx.caller is not None else None
+    if key is None:
         raise BillingUnavailable(DISABLED)
     return ctx, api, key.account_id
 

@@ -10,7 +10,7 @@ from litestar.types import ASGIApp
 from gateway.chat.service import REQUEST, plan_chat
 from gateway.context import begin, resolve_task
 from gateway.state import Gateway
-from gateway.text import serve_text
+from gateway.text_serving import serve_text
 from gateway.validation import decode
 
 ROUTE = "/v1/chat/completions"

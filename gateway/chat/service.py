@@ -12,25 +12,23 @@ a final usage chunk; a request without ``seed`` gets one (kept for the checker).
 from __future__ import annotations
 
 import time
+from functools import partial
 
 import msgspec
 
 from core.errors import InvalidRequest
-from core.miners.collect import CHAT_CHUNK
-from core.miners.collect import chat_first_token as first_token
+from core.miners.reader import CHAT_CHUNK, chat_first_token
 from core.miners.requests import chat_call
-from gateway.accounting import CostEstimate
-from gateway.chat.relay import ChatRelay, ChatRelayOptions
+from gateway.chat.render import ChatRenderer, ChatRenderOptions
 from gateway.context import RequestContext
 from gateway.ids import object_id
-from gateway.relay import TextPlan
+from gateway.text_serving import TextPlan
 from gateway.validation import unsupported
 from protocol.catalog import Task, TextSpec
 from protocol.miner import MinerChatChunk
 from protocol.openai.chat import ChatCompletionRequest
 
 REQUEST = msgspec.json.Decoder(ChatCompletionRequest)
-CHUNK = CHAT_CHUNK
 MINER_PATH = "/v1/chat/completions"
 
 
@@ -75,17 +73,16 @@ def plan_chat(
     text = task.text
     assert text is not None
     reject_unsupported(request, text)
-    call = chat_call(task, request, ctx.gateway.counter(task.id))
+    call = chat_call(task, request, ctx.gateway.counters[task.id])
     prompt_tokens, max_tokens, n = call.prompt_tokens, call.max_tokens, call.n
     top_logprobs = request.top_logprobs or 0
     stream = bool(request.stream)
     miner_request = call.request
-    options = ChatRelayOptions(
+    options = ChatRenderOptions(
         id=object_id("chatcmpl-"),
         created=int(time.time()),
         model=task.id,
         n=n,
-        max_tokens=max_tokens,
         logprobs=bool(request.logprobs),
         top_logprobs=top_logprobs,
         include_usage=bool(
@@ -98,10 +95,11 @@ def plan_chat(
         kind="chat",
         path=MINER_PATH,
         miner_request=miner_request,
-        decode=CHUNK.decode,
-        ready=first_token,
-        new_relay=lambda: ChatRelay(options),
+        decode=CHAT_CHUNK.decode,
+        ready=chat_first_token,
+        new_renderer=partial(ChatRenderer, options),
         stream=stream,
-        estimate=CostEstimate(input_tokens=prompt_tokens, max_output_tokens=max_tokens, n=n),
         prompt_tokens=prompt_tokens,
+        max_tokens=max_tokens,
+        n=n,
     )

@@ -8,18 +8,17 @@ as are penalties and ``logit_bias``. ``max_tokens`` defaults to 16, as OpenAI's 
 from __future__ import annotations
 
 import time
+from functools import partial
 
 import msgspec
 
 from core.errors import InvalidRequest
-from core.miners.collect import COMPLETION_CHUNK
-from core.miners.collect import completion_first_token as first_token
+from core.miners.reader import COMPLETION_CHUNK, completion_first_token
 from core.miners.requests import completion_call
-from gateway.accounting import CostEstimate
-from gateway.completions.relay import CompletionRelay, CompletionRelayOptions
+from gateway.completions.render import CompletionRenderer, CompletionRenderOptions
 from gateway.context import RequestContext
 from gateway.ids import object_id
-from gateway.relay import TextPlan
+from gateway.text_serving import TextPlan
 from gateway.validation import shaped, unsupported
 from protocol.catalog import Task
 from protocol.miner import MinerCompletionChunk
@@ -27,7 +26,6 @@ from protocol.openai.completions import CompletionRequest
 from protocol.openai.shapes import ShapeError, prompt_of
 
 REQUEST = msgspec.json.Decoder(CompletionRequest)
-CHUNK = COMPLETION_CHUNK
 MINER_PATH = "/v1/completions"
 
 
@@ -62,16 +60,15 @@ def plan_completion(
         prompt = prompt_of(request.prompt)
     except ShapeError as exc:
         raise shaped(exc) from None
-    call = completion_call(task, request, prompt, ctx.gateway.counter(task.id))
+    call = completion_call(task, request, prompt, ctx.gateway.counters[task.id])
     prompt_tokens, max_tokens, n = call.prompt_tokens, call.max_tokens, call.n
     stream = bool(request.stream)
     miner_request = call.request
-    options = CompletionRelayOptions(
+    options = CompletionRenderOptions(
         id=object_id("cmpl-"),
         created=int(time.time()),
         model=task.id,
         n=n,
-        max_tokens=max_tokens,
         logprobs=request.logprobs,
         include_usage=bool(
             stream and request.stream_options and request.stream_options.include_usage
@@ -83,10 +80,11 @@ def plan_completion(
         kind="completion",
         path=MINER_PATH,
         miner_request=miner_request,
-        decode=CHUNK.decode,
-        ready=first_token,
-        new_relay=lambda: CompletionRelay(options),
+        decode=COMPLETION_CHUNK.decode,
+        ready=completion_first_token,
+        new_renderer=partial(CompletionRenderer, options),
         stream=stream,
-        estimate=CostEstimate(input_tokens=prompt_tokens, max_output_tokens=max_tokens, n=n),
         prompt_tokens=prompt_tokens,
+        max_tokens=max_tokens,
+        n=n,
     )

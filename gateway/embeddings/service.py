@@ -8,25 +8,15 @@ here. ``usage.prompt_tokens`` is the gateway's own count with the task's tokeniz
 
 from __future__ import annotations
 
-import asyncio
-
 import msgspec
 
+from billing import Usage, estimate_embedding
 from core.errors import InvalidRequest
-from core.miners import DispatchState
 from core.miners.requests import check_vectors, miner_embeddings
-from gateway.accounting import CostEstimate, DeliveredUsage
 from gateway.context import RequestContext
+from gateway.events import ENCODER
+from gateway.exchange import Exchange
 from gateway.http import JSONResponse, json_response
-from gateway.pipeline import (
-    attempts_done,
-    dispatch_state,
-    finish_json,
-    release,
-    release_later,
-    settle,
-)
-from gateway.relay import ENCODER
 from gateway.validation import shaped
 from protocol.catalog import EmbeddingSpec, Task
 from protocol.miner import MinerEmbeddingList
@@ -51,7 +41,7 @@ def count_inputs(ctx: RequestContext, task: Task, spec: EmbeddingSpec, inputs: I
         raise InvalidRequest(
             f"At most {spec.max_inputs} inputs per request for this model.", param="input"
         )
-    counter = ctx.gateway.counter(task.id)
+    counter = ctx.gateway.counters[task.id]
     total = 0
     for index, item in enumerate(inputs):
         if isinstance(item, str):
@@ -73,9 +63,8 @@ def count_inputs(ctx: RequestContext, task: Task, spec: EmbeddingSpec, inputs: I
 async def serve_embeddings(
     ctx: RequestContext, task: Task, request: EmbeddingRequest
 ) -> JSONResponse:
-    gw = ctx.gateway
     spec = task.embedding
-    assert spec is not None and ctx.caller is not None
+    assert spec is not None
     if request.dimensions is not None and request.dimensions > spec.dimensions:
         raise InvalidRequest(
             f"dimensions must be at most {spec.dimensions} for this model.", param="dimensions"
@@ -87,61 +76,47 @@ async def serve_embeddings(
     tokens = count_inputs(ctx, task, spec, inputs)
     dimensions = request.dimensions or spec.dimensions
     miner_request = miner_embeddings(task, inputs, request.dimensions)
-    hold = await gw.accounting.admit(
-        ctx.caller, task, CostEstimate(input_tokens=tokens), request_id=ctx.request_id
-    )
 
     async def check(result: MinerEmbeddingList) -> None:
         check_vectors(result, len(inputs), dimensions)
 
-    state: DispatchState | None = None
-    try:
-        state = await dispatch_state(ctx, task)
-        delivered = await gw.dispatcher.call(
-            state,
+    exchange = Exchange(
+        ctx,
+        task,
+        kind="embedding",
+        estimate=estimate_embedding(tokens),
+        miner_request=miner_request,
+    )
+    async with exchange:
+        delivered = await exchange.call(
             MINER_PATH,
             ENCODER.encode(miner_request),
             decode=RESPONSE.decode,
             check=check,
             units=lambda _: float(tokens),
         )
-    except asyncio.CancelledError:
-        release_later(ctx, hold)
-        raise
-    except Exception as exc:
-        if state is not None:
-            attempts_done(ctx, task, state)
-        await release(ctx, hold, exc)
-        raise
-    base64 = request.encoding_format == "base64"
-    vectors = sorted(delivered.value.data, key=lambda item: item.index)
-    body = ENCODER.encode(
-        EmbeddingList(
-            data=[
-                Embedding(
-                    index=item.index,
-                    embedding=encode_base64_floats(item.embedding) if base64 else item.embedding,
-                )
-                for item in vectors
-            ],
-            model=task.id,
-            usage=EmbeddingUsage(prompt_tokens=tokens, total_tokens=tokens),
+        base64 = request.encoding_format == "base64"
+        vectors = sorted(delivered.value.data, key=lambda item: item.index)
+        body = ENCODER.encode(
+            EmbeddingList(
+                data=[
+                    Embedding(
+                        index=item.index,
+                        embedding=encode_base64_floats(item.embedding)
+                        if base64
+                        else item.embedding,
+                    )
+                    for item in vectors
+                ],
+                model=task.id,
+                usage=EmbeddingUsage(prompt_tokens=tokens, total_tokens=tokens),
+            )
         )
-    )
-    charged = await settle(
-        ctx, hold, DeliveredUsage(input_tokens=tokens), outcome="ok", attempt=delivered.attempt
-    )
-    finish_json(
-        ctx,
-        task,
-        state,
-        kind="embedding",
-        miner_request=miner_request,
-        result=delivered.value,
-        receipt=delivered.receipt,
-        volume=float(tokens),
-    )
-    gw.metrics.add(gw.metrics.prompt_tokens, tokens, task.id)
-    return json_response(
-        body, headers={**hold.headers, **charged, "x-sn19-attempts": str(len(state.attempts))}
-    )
+        exchange.complete(
+            Usage(input_tokens=tokens),
+            result=delivered.value,
+            receipt=delivered.receipt,
+            attempt=delivered.attempt,
+            volume=float(tokens),
+        )
+    return json_response(body, headers=exchange.response_headers())

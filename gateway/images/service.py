@@ -14,21 +14,13 @@ import time
 
 import msgspec
 
-from core.miners import DispatchState
+from billing import Usage, estimate_image
 from core.miners.requests import ImagePlan
-from gateway.accounting import CostEstimate, DeliveredUsage
 from gateway.context import RequestContext
+from gateway.events import ENCODER
+from gateway.exchange import Exchange, Kind
 from gateway.http import JSONResponse, json_response
 from gateway.images.decode import check_miner_images
-from gateway.pipeline import (
-    attempts_done,
-    dispatch_state,
-    finish_json,
-    release,
-    release_later,
-    settle,
-)
-from gateway.relay import ENCODER
 from protocol.catalog import Task
 from protocol.miner import MAX_IMAGE_B64, MinerImageEditRequest, MinerImagesResponse
 from protocol.openai.images import (
@@ -71,24 +63,23 @@ async def serve_images(
     path: str,
     miner_request: msgspec.Struct,
     *,
-    kind: str,
+    kind: Kind,
 ) -> JSONResponse:
-    gw = ctx.gateway
-    assert ctx.caller is not None
-    estimate = CostEstimate(images=plan.n, steps=plan.n * plan.steps)
-    hold = await gw.accounting.admit(ctx.caller, task, estimate, request_id=ctx.request_id)
-
     async def check(result: MinerImagesResponse) -> None:
         encoded = [item.b64_json for item in result.data]
         await asyncio.to_thread(
             check_miner_images, encoded, count=plan.n, width=plan.width, height=plan.height
         )
 
-    state: DispatchState | None = None
-    try:
-        state = await dispatch_state(ctx, task)
-        delivered = await gw.dispatcher.call(
-            state,
+    exchange = Exchange(
+        ctx,
+        task,
+        kind=kind,
+        estimate=estimate_image(plan.n, plan.steps),
+        miner_request=miner_request,
+    )
+    async with exchange:
+        delivered = await exchange.call(
             path,
             ENCODER.encode(miner_request),
             decode=RESPONSE.decode,
@@ -96,41 +87,20 @@ async def serve_images(
             units=lambda _: float(plan.n * plan.steps),
             max_bytes=plan.n * (MAX_IMAGE_B64 + 4096) + 65_536,
         )
-    except asyncio.CancelledError:
-        release_later(ctx, hold)
-        raise
-    except Exception as exc:
-        if state is not None:
-            attempts_done(ctx, task, state)
-        await release(ctx, hold, exc)
-        raise
-    result = delivered.value
-    body = ENCODER.encode(
-        ImagesResponse(
-            created=int(time.time()),
-            data=[ImageData(b64_json=item.b64_json) for item in result.data],
-            output_format=result.output_format or "png",
-            size=plan.size,
+        result = delivered.value
+        body = ENCODER.encode(
+            ImagesResponse(
+                created=int(time.time()),
+                data=[ImageData(b64_json=item.b64_json) for item in result.data],
+                output_format=result.output_format or "png",
+                size=plan.size,
+            )
         )
-    )
-    charged = await settle(
-        ctx,
-        hold,
-        DeliveredUsage(images=plan.n, steps=plan.n * plan.steps),
-        outcome="ok",
-        attempt=delivered.attempt,
-    )
-    gw.metrics.images.child(task.id).inc(plan.n)
-    finish_json(
-        ctx,
-        task,
-        state,
-        kind=kind,
-        miner_request=miner_request,
-        result=result,
-        receipt=delivered.receipt,
-        volume=float(plan.n * plan.steps),
-    )
-    return json_response(
-        body, headers={**hold.headers, **charged, "x-sn19-attempts": str(len(state.attempts))}
-    )
+        exchange.complete(
+            Usage(images=plan.n, steps=plan.n * plan.steps),
+            result=result,
+            receipt=delivered.receipt,
+            attempt=delivered.attempt,
+            volume=float(plan.n * plan.steps),
+        )
+    return json_response(body, headers=exchange.response_headers())

@@ -10,8 +10,8 @@ from litestar.types import ASGIApp
 
 from core.errors import ModelNotFound
 from gateway.context import begin
+from gateway.events import ENCODER
 from gateway.http import json_response
-from gateway.relay import ENCODER
 from gateway.state import Gateway
 from protocol.catalog import Catalog, Task
 from protocol.openai.models import Model, ModelList, ModelPricing

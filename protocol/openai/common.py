@@ -16,14 +16,6 @@ TokenText = Annotated[str, Meta(max_length=MAX_TOKEN_TEXT)]
 Logprob = Annotated[float, Meta(le=0.0)]
 
 
-class PromptTokensDetails(msgspec.Struct, omit_defaults=True):
-    cached_tokens: int = 0
-
-
-class CompletionTokensDetails(msgspec.Struct, omit_defaults=True):
-    reasoning_tokens: int = 0
-
-
 class Usage(msgspec.Struct):
     prompt_tokens: int
     completion_tokens: int

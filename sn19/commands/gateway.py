@@ -44,7 +44,7 @@ def command(config_file: str | None, host: str | None, port: int | None) -> None
     from sn19.compose import gateway_app
 
     try:
-        run(settings, gateway_app(settings))
+        run(settings, gateway_app)
     except (ConfigError, CatalogError) as exc:
         raise click.ClickException(str(exc)) from exc
 

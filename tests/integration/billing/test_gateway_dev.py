@@ -63,7 +63,7 @@ async def test_dev_prepares_billing_and_the_gateway_accepts_its_key(tmp_path: Pa
         assert settings.billing.enabled and settings.environment == "dev"
         assert not settings.billing.key_hash_secret.get()  # the built-in dev secret
         # What `sn19 gateway` serves: the API and, billing being on, the dashboard.
-        async with serve_app(gateway_app(settings), server="granian") as url:
+        async with gateway_app(settings) as app, serve_app(app, server="granian") as url:
             status, balance = await _balance(url, key)
             assert status == 200 and balance["available"] == "50.000000"
             status, error = await _balance(url, generate_secret())
@@ -80,7 +80,7 @@ async def test_dev_prepares_billing_and_the_gateway_accepts_its_key(tmp_path: Pa
 
 async def _operator_sees_the_dev_account(url: str, operator: tuple[str, str]) -> None:
     """The dev administrator signs in to the dashboard the gateway serves; the pages that use
-    the gateway's database, billing and scoring read API (through ``Late``) render."""
+    the gateway process's database, billing and scoring read API (``sn19.compose``) render."""
     email, password = operator
     browser = FormClient(None, base_url=url)
     try:

@@ -1,12 +1,9 @@
 """The dashboard mounted inside another Litestar app (as the gateway mounts it): links,
-redirects, cookies and static files all carry the mount prefix; collaborators the parent only
-creates in its lifespan can be passed as ``Late``."""
+redirects, cookies and static files all carry the mount prefix, at any mount path."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 from litestar import Litestar, get
 
@@ -15,7 +12,7 @@ from core.db.engine import Database
 from protocol.catalog import Catalog
 from tests.integration.web.conftest import Users
 from tests.support.dashboard import FormClient, parent_app, web_settings
-from web import Late, create_dashboard, mount_dashboard
+from web import create_dashboard, mount_dashboard
 
 
 def _links(html: str) -> list[str]:
@@ -61,26 +58,14 @@ async def test_mounted_at_dashboard(
         await client.aclose()
 
 
-async def test_any_mount_path_and_late_collaborators(
+async def test_any_mount_path(
     db: Database, billing: Billing, dev_catalog: Catalog, users: Users
 ) -> None:
-    holder: dict[str, object] = {}
-
-    @asynccontextmanager
-    async def lifespan(_: Litestar) -> AsyncIterator[None]:
-        holder["billing"] = billing  # what the gateway does: billing exists only from here on
-        yield
-
     settings = web_settings()
     dashboard = create_dashboard(
-        settings,
-        db=Late(lambda: db),
-        billing=Late(lambda: holder["billing"]),  # type: ignore[arg-type,return-value]
-        redis=None,
-        catalog=dev_catalog,
-        mount_path="/ops/console",
+        settings, db=db, billing=billing, redis=None, catalog=dev_catalog, mount_path="/ops/console"
     )
-    app = Litestar(route_handlers=[mount_dashboard(dashboard, "/ops/console")], lifespan=[lifespan])
+    app = Litestar(route_handlers=[mount_dashboard(dashboard, "/ops/console")])
     from litestar.testing import AsyncTestClient
 
     async with AsyncTestClient(app) as http:

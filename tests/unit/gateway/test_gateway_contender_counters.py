@@ -1,4 +1,4 @@
-"""Every organic attempt lands on its route's contender counters (``gateway.pipeline``): the
+"""Every organic attempt lands on its route's contender counters (``gateway.exchange``): the
 429 of a failed-over attempt, and the volume of the success in the task's unit."""
 
 from __future__ import annotations

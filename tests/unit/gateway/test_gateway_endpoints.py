@@ -338,5 +338,7 @@ async def test_model_outside_the_keys_allowlist_is_403(tmp: Path) -> None:
             json={"model": CHAT, "messages": [{"role": "user", "content": "x"}]},
         )
     assert response.status_code == 403
-    assert response.json()["error"]["code"] == "permission_denied"
+    # The same refusal as a billing key's allowlist gives (``billing.ModelNotAllowed``).
+    assert response.json()["error"]["code"] == "model_not_allowed"
+    assert response.json()["error"]["param"] == "model"
     assert not miners.calls

@@ -1,5 +1,5 @@
 """The seams billing plugs into: who the caller is (``Authenticator``), admission before any
-miner is asked and exactly one settlement after (``Accounting``)."""
+miner is asked and exactly one settlement after (``billing.Access``)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from litestar.testing import AsyncTestClient
 
+from billing import Admission, Delivery, KeyContext, Usage
 from core.errors import InsufficientQuota
 from core.miners import InProcessStats
 from gateway import create_app
-from gateway.accounting import CostEstimate, DeliveredUsage, Hold
 from gateway.auth import Caller
 from protocol.catalog import Task
 from tests.support.fake_miner import Canned, FakeMinerClient
@@ -25,36 +25,37 @@ from tests.support.miner_streams import chat_chunks, embeddings_body, stream_bod
 class Recorder:
     def __init__(self, *, refuse: bool = False) -> None:
         self.refuse = refuse
-        self.admitted: list[tuple[str, CostEstimate]] = []
-        self.settled: list[tuple[DeliveredUsage, str, str | None]] = []
+        self.admitted: list[tuple[str, Usage, KeyContext | None]] = []
+        self.settled: list[tuple[Usage, Delivery, str | None]] = []
 
     async def authenticate(self, headers: Mapping[str, str]) -> Caller:
-        return Caller(key_id="k1", account_id="acct", context={"raw": headers.get("x-api-key")})
+        key = KeyContext(key_id=1, account_id=7, name="k1", prefix="sk-sn19-test")
+        return Caller(key_id="k1", account_id="acct", key=key)
 
     async def admit(
-        self, caller: Caller, task: Task, estimate: CostEstimate, *, request_id: str
-    ) -> Hold:
+        self, key: KeyContext | None, task: Task, estimate: Usage, *, request_id: str
+    ) -> Admission:
         if self.refuse:
             raise InsufficientQuota("no credits", headers={"x-should-retry": "false"})
-        self.admitted.append((task.id, estimate))
-        return Hold(
+        self.admitted.append((task.id, estimate, key))
+        return Admission(
             request_id=request_id,
-            caller=caller,
-            task_id=task.id,
             estimate=estimate,
             headers={"x-ratelimit-remaining-requests": "9"},
+            key=key,
         )
 
     async def settle(
         self,
-        hold: Hold,
-        usage: DeliveredUsage,
+        admission: Admission,
+        delivered: Usage,
+        delivery: Delivery,
         *,
-        outcome: str,
-        miner_hotkey: str | None,
-        latency_ms: int,
+        failure: str | None = None,
+        miner_hotkey: str | None = None,
+        latency_ms: int = 0,
     ) -> dict[str, str]:
-        self.settled.append((usage, outcome, miner_hotkey))
+        self.settled.append((delivered, delivery, miner_hotkey))
         return {"x-sn19-cost": "0.000012"}
 
 
@@ -74,7 +75,7 @@ async def run(tmp: Path, recorder: Recorder, calls: list[tuple[str, dict[str, An
         miner_client=FakeMinerClient(answer),
         stats=InProcessStats(),
         authenticator=recorder,
-        accounting=recorder,
+        access=recorder,
     )
     async with AsyncTestClient(app) as client:
         responses = [await client.post(path, json=payload) for path, payload in calls]
@@ -102,13 +103,15 @@ async def test_admit_then_settle_once_with_what_was_delivered(tmp_path: Path) ->
             ("/v1/embeddings", {"model": EMBED, "input": ["a", "b"]}),
         ],
     )
-    assert [task for task, _ in recorder.admitted] == [CHAT, CHAT, EMBED]
+    assert [task for task, _, _ in recorder.admitted] == [CHAT, CHAT, EMBED]
+    assert all(key is not None and key.key_id == 1 for _, _, key in recorder.admitted)
     estimate = recorder.admitted[0][1]
-    assert estimate.max_output_tokens == 10 and estimate.n == 1 and estimate.input_tokens == 25
-    assert estimate.max_tokens == 35
+    assert estimate.output_tokens == 10 and estimate.input_tokens == 25
+    assert estimate.tokens == 35
     assert recorder.admitted[2][1].input_tokens == 6
-    usages = [(u.input_tokens, u.output_tokens, outcome) for u, outcome, _ in recorder.settled]
-    assert sorted(usages) == sorted([(25, 4, "ok"), (25, 4, "ok"), (6, 0, "ok")])
+    usages = [(u.input_tokens, u.output_tokens, d) for u, d, _ in recorder.settled]
+    ok = Delivery.OK
+    assert sorted(usages) == sorted([(25, 4, ok), (25, 4, ok), (6, 0, ok)])
     assert all(hotkey for _, _, hotkey in recorder.settled)
     for reply in (json_reply, stream_reply, embed_reply):
         assert reply.headers["x-ratelimit-remaining-requests"] == "9"
@@ -137,7 +140,7 @@ async def test_failed_dispatch_settles_nothing_and_keeps_the_hold_headers(
         miner_client=FakeMinerClient(answer),
         stats=InProcessStats(),
         authenticator=recorder,
-        accounting=recorder,
+        access=recorder,
     )
     async with AsyncTestClient(app) as client:
         reply = await client.post("/v1/chat/completions", json={**CHAT_REQUEST, "stream": stream})
@@ -145,4 +148,4 @@ async def test_failed_dispatch_settles_nothing_and_keeps_the_hold_headers(
         await app.state.gateway.drain()
     assert reply.status_code == 502
     assert reply.headers["x-ratelimit-remaining-requests"] == "9"
-    assert [(u.output_tokens, outcome) for u, outcome, _ in recorder.settled] == [(0, "error")]
+    assert [(u.output_tokens, d) for u, d, _ in recorder.settled] == [(0, Delivery.FAILED)]

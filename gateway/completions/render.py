@@ -1,6 +1,7 @@
-"""Rewriting a miner's completion chunks for the client (and aggregating them).
+"""Rendering a miner's completion chunks for the client (and the whole answer).
 
-Same rules as chat: the gateway's id and model, logprobs only when asked (``top_logprobs``
+A pure renderer, like chat's: the chunks were checked by the stream rules
+(``core.miners.reader``). The gateway's id and model, logprobs only when asked (``top_logprobs``
 trimmed to the requested count, ``text_offset`` computed here), no ``token_ids``, the usage
 chunk with ``stream_options.include_usage``.
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from msgspec import UNSET
 
-from gateway.relay import ENCODER, RelayError, encode_event, usage
+from gateway.events import ENCODER, encode_event, usage
 from protocol.miner import MinerCompletionChoice, MinerCompletionChunk, MinerCompletionLogprobs
 from protocol.openai.completions import (
     Completion,
@@ -18,16 +19,15 @@ from protocol.openai.completions import (
     CompletionLogprobs,
     FinishReason,
 )
-from protocol.records import GeneratedChoice, TextOutput
+from protocol.records import TextOutput
 
 
-class CompletionRelayOptions:
+class CompletionRenderOptions:
     __slots__ = (
         "created",
         "id",
         "include_usage",
         "logprobs",
-        "max_tokens",
         "model",
         "n",
         "prompt_tokens",
@@ -41,7 +41,6 @@ class CompletionRelayOptions:
         created: int,
         model: str,
         n: int,
-        max_tokens: int,
         logprobs: int | None,
         include_usage: bool,
         prompt_tokens: int,
@@ -51,7 +50,6 @@ class CompletionRelayOptions:
         self.created = created
         self.model = model
         self.n = n
-        self.max_tokens = max_tokens
         self.logprobs = logprobs
         self.include_usage = include_usage
         self.prompt_tokens = prompt_tokens
@@ -66,18 +64,11 @@ def _top(entry: dict[str, float] | None, k: int) -> dict[str, float]:
     return dict(sorted(entry.items(), key=lambda item: item[1], reverse=True)[:k])
 
 
-class CompletionRelay:
-    def __init__(self, options: CompletionRelayOptions) -> None:
+class CompletionRenderer:
+    def __init__(self, options: CompletionRenderOptions) -> None:
         self.options = options
-        self.choices = [
-            GeneratedChoice(index=i, token_ids=[], logprobs=[]) for i in range(options.n)
-        ]
-        self.output = TextOutput(choices=self.choices)
-        self.completion_tokens = 0
-        self._texts: list[list[str]] = [[] for _ in range(options.n)]
         self._offsets = [0] * options.n
         self._finish: list[FinishReason | None] = [None] * options.n
-        self._unfinished = options.n
         self._logprobs = [CompletionLogprobs([], [], [], []) for _ in range(options.n)]
 
     def _client_logprobs(self, index: int, miner: MinerCompletionLogprobs) -> CompletionLogprobs:
@@ -97,35 +88,14 @@ class CompletionRelay:
 
     def _take(self, choice: MinerCompletionChoice) -> CompletionLogprobs | None:
         index = choice.index
-        if index >= self.options.n:
-            raise RelayError(f"choice index {index} out of range")
-        generated = self.choices[index]
-        if generated.finish_reason is not None:
-            raise RelayError(f"output for choice {index} after it finished")
-        token_ids = choice.token_ids or []
         miner = choice.logprobs
-        count = len(miner.tokens) if miner is not None else 0
-        if len(token_ids) != count or (miner is not None and len(miner.token_logprobs) != count):
-            raise RelayError("token ids and logprobs are not aligned")
         client: CompletionLogprobs | None = None
-        if miner is not None and count:
-            values = miner.token_logprobs
-            if any(value is None for value in values):
-                raise RelayError("a generated token has no logprob")
-            generated.token_ids.extend(token_ids)
-            generated.logprobs.extend(value for value in values if value is not None)
-            self.completion_tokens += count
-            if len(generated.token_ids) > self.options.max_tokens:
-                raise RelayError("the miner sent more tokens than max_tokens")
-            if self.options.logprobs is not None:
-                client = self._client_logprobs(index, miner)
+        if miner is not None and miner.tokens and self.options.logprobs is not None:
+            client = self._client_logprobs(index, miner)
         if choice.text:
-            self._texts[index].append(choice.text)
             self._offsets[index] += len(choice.text)
         if choice.finish_reason is not None:
-            generated.finish_reason = choice.finish_reason
             self._finish[index] = choice.finish_reason
-            self._unfinished -= 1
         return client
 
     def feed(self, items: list[MinerCompletionChunk]) -> bytes:
@@ -184,25 +154,22 @@ class CompletionRelay:
             total.top_logprobs.extend(client.top_logprobs)
         total.text_offset.extend(client.text_offset)
 
-    def finish(self, done: bool) -> bytes:
-        del done
-        if self._unfinished > 0:
-            raise RelayError("the stream ended before every choice finished")
-        for index, generated in enumerate(self.choices):
-            generated.text = "".join(self._texts[index])
-        if self.options.stream and self.options.include_usage:
+    def finish(self, completion_tokens: int) -> bytes:
+        """The trailing events: the usage chunk with ``stream_options.include_usage``."""
+        options = self.options
+        if options.stream and options.include_usage:
             return encode_event(
                 CompletionChunk(
-                    id=self.options.id,
-                    created=self.options.created,
-                    model=self.options.model,
+                    id=options.id,
+                    created=options.created,
+                    model=options.model,
                     choices=[],
-                    usage=usage(self.options.prompt_tokens, self.completion_tokens),
+                    usage=usage(options.prompt_tokens, completion_tokens),
                 )
             )
         return b""
 
-    def response(self) -> bytes:
+    def response(self, output: TextOutput) -> bytes:
         options = self.options
         return ENCODER.encode(
             Completion(
@@ -218,8 +185,8 @@ class CompletionRelay:
                         else None,
                         finish_reason=self._finish[generated.index],
                     )
-                    for generated in self.choices
+                    for generated in output.choices
                 ],
-                usage=usage(options.prompt_tokens, self.completion_tokens),
+                usage=usage(options.prompt_tokens, output.completion_tokens),
             )
         )

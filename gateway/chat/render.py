@@ -1,6 +1,8 @@
-"""Rewriting a miner's chat chunks for the client (and aggregating them for non-stream calls).
+"""Rendering a miner's chat chunks for the client (and the whole answer for non-stream calls).
 
-The client sees the gateway's id and the public model name on every chunk, the ``created`` of
+A pure renderer: the chunks it gets were already checked by the stream rules
+(``core.miners.reader``), and the normalized output comes from there. The client sees the
+gateway's id and the public model name on every chunk, the ``created`` of
 its request, the role on the first delta of each choice, logprobs only when it asked for them
 (``top_logprobs`` trimmed to its count), never the miner-only ``token_ids``, and with
 ``stream_options.include_usage`` a ``usage: null`` on every chunk then one final chunk with
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 from msgspec import UNSET
 
-from gateway.relay import ENCODER, RelayError, encode_event, usage
+from gateway.events import ENCODER, encode_event, usage
 from protocol.miner import MinerChatChunk
 from protocol.openai.chat import (
     AssistantMessage,
@@ -24,16 +26,15 @@ from protocol.openai.chat import (
     FinishReason,
 )
 from protocol.openai.common import TokenLogprob
-from protocol.records import GeneratedChoice, TextOutput
+from protocol.records import TextOutput
 
 
-class ChatRelayOptions:
+class ChatRenderOptions:
     __slots__ = (
         "created",
         "id",
         "include_usage",
         "logprobs",
-        "max_tokens",
         "model",
         "n",
         "prompt_tokens",
@@ -48,7 +49,6 @@ class ChatRelayOptions:
         created: int,
         model: str,
         n: int,
-        max_tokens: int,
         logprobs: bool,
         top_logprobs: int,
         include_usage: bool,
@@ -59,7 +59,6 @@ class ChatRelayOptions:
         self.created = created
         self.model = model
         self.n = n
-        self.max_tokens = max_tokens
         self.logprobs = logprobs
         self.top_logprobs = top_logprobs
         self.include_usage = include_usage
@@ -83,49 +82,13 @@ def trim_top(entries: list[TokenLogprob], k: int) -> list[TokenLogprob]:
     ]
 
 
-class ChatRelay:
-    def __init__(self, options: ChatRelayOptions) -> None:
+class ChatRenderer:
+    def __init__(self, options: ChatRenderOptions) -> None:
         self.options = options
-        self.choices = [
-            GeneratedChoice(index=i, token_ids=[], logprobs=[]) for i in range(options.n)
-        ]
-        self.output = TextOutput(choices=self.choices)
-        self.completion_tokens = 0
-        self._texts: list[list[str]] = [[] for _ in range(options.n)]
         self._role_sent = [False] * options.n
+        # Aggregate mode: the logprobs the client asked for, and the finish reasons.
         self._logprobs: list[list[TokenLogprob]] = [[] for _ in range(options.n)]
         self._finish: list[FinishReason | None] = [None] * options.n
-        self._unfinished = options.n
-
-    def _take(
-        self,
-        choice_index: int,
-        token_ids: list[int] | None,
-        entries: list[TokenLogprob] | None,
-        content: str | None,
-        finish_reason: FinishReason | None,
-    ) -> None:
-        if choice_index >= self.options.n:
-            raise RelayError(f"choice index {choice_index} out of range")
-        generated = self.choices[choice_index]
-        if generated.finish_reason is not None:
-            raise RelayError(f"output for choice {choice_index} after it finished")
-        count = len(token_ids) if token_ids else 0
-        if count != (len(entries) if entries else 0):
-            raise RelayError("token ids and logprobs are not aligned")
-        if count:
-            assert token_ids is not None and entries is not None
-            generated.token_ids.extend(token_ids)
-            generated.logprobs.extend(entry.logprob for entry in entries)
-            self.completion_tokens += count
-            if len(generated.token_ids) > self.options.max_tokens:
-                raise RelayError("the miner sent more tokens than max_tokens")
-        if content:
-            self._texts[choice_index].append(content)
-        if finish_reason is not None:
-            generated.finish_reason = finish_reason
-            self._finish[choice_index] = finish_reason
-            self._unfinished -= 1
 
     def feed(self, items: list[MinerChatChunk]) -> bytes:
         """Stream mode: what arrived in one read becomes one chunk per choice (the deltas,
@@ -137,10 +100,11 @@ class ChatRelay:
             for choice in chunk.choices:
                 entries = choice.logprobs.content if choice.logprobs is not None else None
                 content = choice.delta.content
-                self._take(choice.index, choice.token_ids, entries, content, choice.finish_reason)
                 if not options.stream:
                     if options.logprobs and entries:
                         self._logprobs[choice.index].extend(trim_top(entries, options.top_logprobs))
+                    if choice.finish_reason is not None:
+                        self._finish[choice.index] = choice.finish_reason
                     continue
                 parts = merged.get(choice.index)
                 if parts is None:
@@ -189,24 +153,21 @@ class ChatRelay:
             usage=None if options.include_usage else UNSET,
         )
 
-    def finish(self, done: bool) -> bytes:
-        del done  # a stream without [DONE] is complete when every choice finished
-        if self._unfinished > 0:
-            raise RelayError("the stream ended before every choice finished")
-        for index, generated in enumerate(self.choices):
-            generated.text = "".join(self._texts[index])
-        if self.options.stream and self.options.include_usage:
+    def finish(self, completion_tokens: int) -> bytes:
+        """The trailing events: the usage chunk with ``stream_options.include_usage``."""
+        options = self.options
+        if options.stream and options.include_usage:
             final = ChatCompletionChunk(
-                id=self.options.id,
-                created=self.options.created,
-                model=self.options.model,
+                id=options.id,
+                created=options.created,
+                model=options.model,
                 choices=[],
-                usage=usage(self.options.prompt_tokens, self.completion_tokens),
+                usage=usage(options.prompt_tokens, completion_tokens),
             )
             return encode_event(final)
         return b""
 
-    def response(self) -> bytes:
+    def response(self, output: TextOutput) -> bytes:
         options = self.options
         completion = ChatCompletion(
             id=options.id,
@@ -221,8 +182,8 @@ class ChatRelay:
                     else None,
                     finish_reason=self._finish[generated.index],
                 )
-                for generated in self.choices
+                for generated in output.choices
             ],
-            usage=usage(options.prompt_tokens, self.completion_tokens),
+            usage=usage(options.prompt_tokens, output.completion_tokens),
         )
         return ENCODER.encode(completion)

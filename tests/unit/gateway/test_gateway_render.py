@@ -1,14 +1,14 @@
-"""Chunk rewriting: the client sees the gateway's id/model/created, the role once, logprobs only
-when asked (trimmed), never token_ids, and a usage chunk when asked."""
+"""Chunk rendering: the client sees the gateway's id/model/created, the role once, logprobs only
+when asked (trimmed), never token_ids, and a usage chunk when asked. (The stream rules the
+chunks pass first are tested in tests/unit/core/test_core_stream_rules.py.)"""
 
 from __future__ import annotations
 
 import msgspec
-import pytest
 
-from gateway.chat.relay import ChatRelay, ChatRelayOptions
-from gateway.completions.relay import CompletionRelay, CompletionRelayOptions
-from gateway.relay import RelayError
+from core.miners import TextRules
+from gateway.chat.render import ChatRenderer, ChatRenderOptions
+from gateway.completions.render import CompletionRenderer, CompletionRenderOptions
 from protocol.miner import MinerChatChunk, MinerCompletionChunk
 from protocol.sse import SSEParser
 from tests.support.miner_streams import chat_chunks, completion_chunks
@@ -26,13 +26,12 @@ def decoded(pieces: list[bytes], decoder: msgspec.json.Decoder) -> list:
     return [decoder.decode(event.data) for event in SSEParser().feed(b"".join(pieces))]
 
 
-def chat_options(**overrides) -> ChatRelayOptions:
+def chat_options(**overrides) -> ChatRenderOptions:
     fields = dict(
         id="chatcmpl-gw",
         created=1234,
         model="sn19-tiny-chat",
         n=1,
-        max_tokens=16,
         logprobs=False,
         top_logprobs=0,
         include_usage=False,
@@ -40,13 +39,22 @@ def chat_options(**overrides) -> ChatRelayOptions:
         stream=True,
     )
     fields.update(overrides)
-    return ChatRelayOptions(**fields)
+    return ChatRenderOptions(**fields)
+
+
+def checked(chunks: list, n: int = 1) -> tuple[list, TextRules]:
+    """The chunks after the stream rules (as the gateway renders them), and the rules' output."""
+    rules = TextRules(n=n, max_tokens=16)
+    rules.check(chunks)
+    rules.finish()
+    return chunks, rules
 
 
 def test_chat_chunks_are_rewritten_and_miner_fields_dropped() -> None:
-    relay = ChatRelay(chat_options())
-    out = relay.feed(decoded(chat_chunks(3, top=3), CHAT))
-    sent = events(out + relay.finish(done=True))
+    relay = ChatRenderer(chat_options())
+    chunks, rules = checked(decoded(chat_chunks(3, top=3), CHAT))
+    out = relay.feed(chunks)
+    sent = events(out + relay.finish(rules.completion_tokens))
     assert {chunk["id"] for chunk in sent} == {"chatcmpl-gw"}
     assert {chunk["model"] for chunk in sent} == {"sn19-tiny-chat"}
     assert {chunk["created"] for chunk in sent} == {1234}
@@ -59,13 +67,13 @@ def test_chat_chunks_are_rewritten_and_miner_fields_dropped() -> None:
     assert sent[-1]["choices"][0]["finish_reason"] == "stop"
     text = "".join(c["delta"].get("content", "") for chunk in sent for c in chunk["choices"])
     assert text == "Hello there,"
-    assert relay.output.choices[0].token_ids == [100, 101, 102]
-    assert relay.output.choices[0].text == "Hello there,"
-    assert relay.completion_tokens == 3
+    assert rules.output.choices[0].token_ids == [100, 101, 102]
+    assert rules.output.choices[0].text == "Hello there,"
+    assert rules.completion_tokens == 3
 
 
 def test_chat_logprobs_when_asked_trimmed_to_top_logprobs() -> None:
-    relay = ChatRelay(chat_options(logprobs=True, top_logprobs=1))
+    relay = ChatRenderer(chat_options(logprobs=True, top_logprobs=1))
     sent = events(relay.feed(decoded(chat_chunks(2, top=4), CHAT)))
     entries = [
         e
@@ -79,18 +87,19 @@ def test_chat_logprobs_when_asked_trimmed_to_top_logprobs() -> None:
 
 
 def test_chat_usage_chunk_when_include_usage() -> None:
-    relay = ChatRelay(chat_options(include_usage=True, prompt_tokens=25))
-    sent = events(relay.feed(decoded(chat_chunks(4), CHAT)) + relay.finish(done=True))
+    relay = ChatRenderer(chat_options(include_usage=True, prompt_tokens=25))
+    chunks, rules = checked(decoded(chat_chunks(4), CHAT))
+    sent = events(relay.feed(chunks) + relay.finish(rules.completion_tokens))
     assert all(chunk["usage"] is None for chunk in sent[:-1])
     assert sent[-1]["choices"] == []
     assert sent[-1]["usage"] == {"prompt_tokens": 25, "completion_tokens": 4, "total_tokens": 29}
 
 
 def test_chat_aggregate_response() -> None:
-    relay = ChatRelay(chat_options(stream=False, logprobs=True, top_logprobs=0, n=2))
-    assert relay.feed(decoded(chat_chunks(3, n=2, top=2), CHAT)) == b""
-    relay.finish(done=True)
-    body = msgspec.json.decode(relay.response())
+    relay = ChatRenderer(chat_options(stream=False, logprobs=True, top_logprobs=0, n=2))
+    chunks, rules = checked(decoded(chat_chunks(3, n=2, top=2), CHAT), n=2)
+    assert relay.feed(chunks) == b""
+    body = msgspec.json.decode(relay.response(rules.output))
     assert body["object"] == "chat.completion"
     assert [c["message"]["content"] for c in body["choices"]] == ["Hello there,"] * 2
     assert all(
@@ -99,75 +108,26 @@ def test_chat_aggregate_response() -> None:
     assert body["usage"]["completion_tokens"] == 6
 
 
-@pytest.mark.parametrize(
-    ("mutate", "message"),
-    [
-        (
-            lambda c: msgspec.structs.replace(
-                c, choices=[msgspec.structs.replace(c.choices[0], index=3)]
-            ),
-            "out of range",
-        ),
-        (
-            lambda c: msgspec.structs.replace(
-                c, choices=[msgspec.structs.replace(c.choices[0], token_ids=[1, 2])]
-            ),
-            "aligned",
-        ),
-    ],
-)
-def test_chat_inconsistent_chunks_are_errors(mutate, message: str) -> None:
-    chunks = decoded(chat_chunks(2), CHAT)
-    chunks[1] = mutate(chunks[1])
-    relay = ChatRelay(chat_options())
-    with pytest.raises(RelayError, match=message):
-        relay.feed(chunks)
-
-
-def test_chat_more_tokens_than_max_tokens_is_an_error() -> None:
-    relay = ChatRelay(chat_options(max_tokens=3))
-    with pytest.raises(RelayError, match="max_tokens"):
-        relay.feed(decoded(chat_chunks(4), CHAT))
-
-
-def test_chat_output_after_finish_is_an_error() -> None:
-    chunks = decoded(chat_chunks(2), CHAT)
-    finished = [c for c in chunks if c.choices and c.choices[0].finish_reason]
-    relay = ChatRelay(chat_options())
-    relay.feed(chunks)
-    with pytest.raises(RelayError, match="after it finished"):
-        relay.feed([chunks[1], *finished])
-
-
-def test_chat_stream_ending_unfinished_is_an_error() -> None:
-    relay = ChatRelay(chat_options())
-    relay.feed(decoded(chat_chunks(2, finish=None), CHAT))
-    with pytest.raises(RelayError, match="before every choice finished"):
-        relay.finish(done=True)
-
-
-def completion_options(**overrides) -> CompletionRelayOptions:
+def completion_options(**overrides) -> CompletionRenderOptions:
     fields = dict(
         id="cmpl-gw",
         created=99,
         model="sn19-tiny-chat",
         n=1,
-        max_tokens=16,
         logprobs=None,
         include_usage=False,
         prompt_tokens=3,
         stream=True,
     )
     fields.update(overrides)
-    return CompletionRelayOptions(**fields)
+    return CompletionRenderOptions(**fields)
 
 
 def test_completion_chunks_rewritten_logprobs_trimmed_and_offsets() -> None:
-    relay = CompletionRelay(completion_options(logprobs=1, include_usage=True))
-    out = b"".join(
-        relay.feed([chunk]) for chunk in decoded(completion_chunks(3, top=3), COMPLETION)
-    )
-    sent = events(out + relay.finish(done=True))
+    relay = CompletionRenderer(completion_options(logprobs=1, include_usage=True))
+    chunks, rules = checked(decoded(completion_chunks(3, top=3), COMPLETION))
+    out = b"".join(relay.feed([chunk]) for chunk in chunks)
+    sent = events(out + relay.finish(rules.completion_tokens))
     assert {chunk["id"] for chunk in sent} == {"cmpl-gw"}
     assert all(chunk["object"] == "text_completion" for chunk in sent)
     tokens = [c for chunk in sent for c in chunk["choices"]]
@@ -177,17 +137,17 @@ def test_completion_chunks_rewritten_logprobs_trimmed_and_offsets() -> None:
 
 
 def test_completion_without_logprobs_drops_them() -> None:
-    relay = CompletionRelay(completion_options(stream=False))
-    relay.feed(decoded(completion_chunks(2), COMPLETION))
-    relay.finish(done=False)
-    body = msgspec.json.decode(relay.response())
+    relay = CompletionRenderer(completion_options(stream=False))
+    chunks, rules = checked(decoded(completion_chunks(2), COMPLETION))
+    relay.feed(chunks)
+    body = msgspec.json.decode(relay.response(rules.output))
     assert body["choices"][0]["logprobs"] is None
     assert body["choices"][0]["text"] == "Hello there"
     assert body["choices"][0]["finish_reason"] == "length"
 
 
 def test_one_read_becomes_one_chunk_per_choice() -> None:
-    relay = ChatRelay(chat_options(n=2, logprobs=True))
+    relay = ChatRenderer(chat_options(n=2, logprobs=True))
     sent = events(relay.feed(decoded(chat_chunks(3, n=2), CHAT)))
     assert [[c["index"] for c in chunk["choices"]] for chunk in sent] == [[0], [1]]
     for chunk in sent:
@@ -195,7 +155,7 @@ def test_one_read_becomes_one_chunk_per_choice() -> None:
         assert choice["delta"] == {"role": "assistant", "content": "Hello there,"}
         assert len(choice["logprobs"]["content"]) == 3
         assert choice["finish_reason"] == "stop"
-    completion = CompletionRelay(completion_options(logprobs=0))
+    completion = CompletionRenderer(completion_options(logprobs=0))
     merged = events(completion.feed(decoded(completion_chunks(3), COMPLETION)))
     assert len(merged) == 1
     assert merged[0]["choices"][0]["logprobs"]["text_offset"] == [0, 5, 11]
