@@ -3,7 +3,8 @@ error envelope (``{"error": {"message", "type", "param", "code"}}``).
 
     AppError (500 api_error)
     ├── InvalidRequest (400 invalid_request_error)      bad field: `param` names it
-    │   └── UnsupportedParameter (400)                  a field no miner can honour
+    │   ├── UnsupportedParameter (400)                  a field no miner can honour
+    │   └── RequestRefused (400 request_refused)        the model server refused it as invalid
     ├── AuthenticationFailed (401 invalid_api_key)
     ├── PermissionDenied (403 permission_denied)
     ├── NotFound (404)                                  e.g. model_not_found
@@ -47,6 +48,13 @@ class InvalidRequest(AppError):
 
 class UnsupportedParameter(InvalidRequest):
     default_code = "unsupported_parameter"
+
+
+class RequestRefused(InvalidRequest):
+    """A miner's model server refused the request as invalid (its 400): the request's fault,
+    so it is not retried on another miner."""
+
+    default_code = "request_refused"
 
 
 class AuthenticationFailed(AppError):

@@ -23,6 +23,13 @@ Chat prompts are rendered with the Llama-3 template, exactly::
 
 Completion counts (what a miner delivered) are never computed here: they are the number of
 token ids the miner sent.
+
+Token ids a client sends (completion prompts, embedding inputs) must exist in the tokenizer's
+vocabulary (``check_token_ids`` raises ``InvalidRequest`` naming the field): an id the model has
+no embedding for is the request's fault, found before any miner is asked. The vocabulary's size
+comes from the tokenizer (``vocab_size``), else from the catalog (``vocab_size`` of the task's
+text or embedding section), else it is unknown and ids are not checked (a miner's model server
+then refuses them: ``core.miners.dispatch``).
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Protocol
 
+from core.errors import InvalidRequest
 from protocol.catalog import Catalog, Task
 
 log = logging.getLogger(__name__)
@@ -48,15 +56,19 @@ _PER_MESSAGE = 5
 _ASSISTANT_HEADER = 1 + len(b"assistant") + 1 + 2
 # An embedding model adds a leading and a trailing special token ([CLS] ... [SEP]).
 _EMBEDDING_SPECIALS = 2
+# ``builtin:bytes``: ids 0-255 are the bytes, then the six specials below.
+BYTE_VOCAB_SIZE = 256 + 6
 
 ChatTurns = Sequence[tuple[str, str]]
 
 
 class TokenCounter(Protocol):
-    """Token counts for one tokenizer. ``exact`` is False for the upper-bound fallback."""
+    """Token counts for one tokenizer. ``exact`` is False for the upper-bound fallback;
+    ``vocab_size`` is None when the vocabulary is unknown (the fallback)."""
 
     source: str
     exact: bool
+    vocab_size: int | None
 
     def chat(self, messages: ChatTurns) -> int:
         """A chat prompt rendered with the Llama-3 template, generation header included."""
@@ -97,6 +109,7 @@ class ByteTokenCounter:
     def __init__(self, source: str = "builtin:bytes", *, exact: bool = True) -> None:
         self.source = source
         self.exact = exact
+        self.vocab_size = BYTE_VOCAB_SIZE if exact else None
 
     def chat(self, messages: ChatTurns) -> int:
         total = 1 + _ASSISTANT_HEADER
@@ -129,6 +142,7 @@ class JsonTokenCounter:
         tokenizer.no_padding()
         tokenizer.no_truncation()
         self._tokenizer = tokenizer
+        self.vocab_size: int | None = tokenizer.get_vocab_size(with_added_tokens=True)
 
     @classmethod
     def from_file(cls, source: str, path: Path) -> JsonTokenCounter:
@@ -148,6 +162,21 @@ class JsonTokenCounter:
 
     def embedding_input(self, text: str) -> int:
         return self._count(text, specials=True)
+
+
+def check_token_ids(ids: Sequence[int], vocab: int | None, param: str) -> None:
+    """400 naming ``param[i]`` for the first id outside a vocabulary of ``vocab`` ids (None:
+    unknown, nothing checked)."""
+    if vocab is None:
+        return
+    for index, token in enumerate(ids):
+        if not 0 <= token < vocab:
+            raise InvalidRequest(
+                f"Invalid token id {token} in '{param}[{index}]': this model's vocabulary has "
+                f"ids 0 to {vocab - 1}.",
+                param=f"{param}[{index}]",
+                code="invalid_token_id",
+            )
 
 
 def _from_package(package: str) -> Path | None:

@@ -67,6 +67,9 @@ class TextSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     tokenizer: str = "builtin:bytes"
     chat_template: Literal["llama3"] = "llama3"
     max_n: Annotated[int, Meta(ge=1, le=16)] = 4
+    # The tokenizer's vocabulary (token ids a client may send are below it), for when the
+    # tokenizer file itself is not available to the gateway; None: taken from the tokenizer.
+    vocab_size: Annotated[int, Meta(ge=1)] | None = None
 
 
 class ImageSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -85,6 +88,7 @@ class EmbeddingSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     max_input_tokens: Annotated[int, Meta(ge=1)]
     max_inputs: Annotated[int, Meta(ge=1, le=2048)] = 256
     tokenizer: str = "builtin:bytes"
+    vocab_size: Annotated[int, Meta(ge=1)] | None = None
 
 
 class CheckSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

@@ -36,7 +36,7 @@ import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from core.miners.stats import FAILURES, Outcome
+from core.miners.stats import FAILURES, NEUTRAL, Outcome
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ def counter_key(prefix: str, period_id: int, task: str, hotkey: str) -> str:
 
 def increments(outcome: Outcome, *, volume: float, organic: bool) -> dict[str, float]:
     """The counter changes one attempt makes (empty: not evidence about the miner)."""
-    if outcome is Outcome.CANCELLED or outcome is Outcome.INTERNAL_ERROR:
+    if outcome in NEUTRAL:
         return {}
     changes: dict[str, float] = {"requests": 1}
     changes["organic_requests" if organic else "synthetic_requests"] = 1

@@ -12,7 +12,8 @@
 4. reads the whole stream with the gateway's own reader, rules and deadlines
    (``core.miners.StreamReader``), or checks the JSON answer (``check_vectors``);
 5. records the outcome on the contender's counters (``organic=False``; volume in task units:
-   completion tokens, images × steps, input tokens) and, on success, enqueues a check job
+   completion tokens, images × steps, input tokens; a request the miner refused as invalid
+   counts as ``REJECTED``, since a synthetic request is valid by construction) and, on success, enqueues a check job
    (``core.checks.make_job(..., organic=False)``) with the miner's receipt.
 """
 
@@ -49,6 +50,7 @@ from core.miners.requests import (
     chat_call,
     check_vectors,
     completion_call,
+    count_embedding_inputs,
     miner_embeddings,
     miner_generation,
     plan_image,
@@ -148,6 +150,10 @@ class MinerSender:
         outcome, volume, kind, miner_request, result, receipt = await self._dispatch(
             task, state, request
         )
+        if outcome is Outcome.REQUEST_REFUSED:
+            # The validator built this request itself from a valid template: a miner that
+            # refuses it as invalid is at fault (an organic refusal is the customer's).
+            outcome = Outcome.REJECTED
         try:
             await self.counters.record(
                 period.id, task.id, contender.hotkey, outcome, volume=volume, organic=False
@@ -276,10 +282,7 @@ class MinerSender:
         spec = task.embedding
         assert spec is not None
         inputs = inputs_of(public.input)
-        counter = self.token_counters[task.id]
-        tokens = sum(
-            counter.embedding_input(item) if isinstance(item, str) else len(item) for item in inputs
-        )
+        tokens = count_embedding_inputs(spec, inputs, self.token_counters[task.id])
         dimensions = public.dimensions or spec.dimensions
         miner_request = miner_embeddings(task, inputs, public.dimensions)
 

@@ -13,10 +13,11 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Protocol
 
+import msgspec
 from opentelemetry import trace
 from opentelemetry.context import Context
 
-from core.errors import AppError, NoCapacity, UpstreamError, UpstreamTimeout
+from core.errors import AppError, NoCapacity, RequestRefused, UpstreamError, UpstreamTimeout
 from core.miners.stats import MinerStats, Outcome
 from protocol.catalog import Task
 
@@ -101,7 +102,12 @@ class DispatchState:
         return next(self._candidates, None)
 
     def failure(self) -> AppError:
-        """The error for a request whose every attempt failed (or that had none)."""
+        """The error for a request whose every attempt failed (or that had none), or that a
+        miner refused as invalid."""
+        for attempt in self.attempts:
+            if attempt.outcome is Outcome.REQUEST_REFUSED:
+                reason = f": {attempt.detail}" if attempt.detail else "."
+                return RequestRefused(f"The model could not process this request{reason}")
         outcomes = {attempt.outcome for attempt in self.attempts}
         headers = {"Retry-After": str(self.retry_after_s)}
         if not self.attempts:
@@ -134,12 +140,39 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
     return seconds if 0 <= seconds < 86_400 else None
 
 
+# What a miner answers for a request its model server cannot process (OpenAI's 400; 413 and 422
+# from servers that validate sizes and schemas).
+REQUEST_ERRORS = frozenset({400, 413, 422})
+MAX_REASON = 300
+
+
 def status_outcome(status: int) -> Outcome:
     if status == 429:
         return Outcome.RATE_LIMITED
     if status >= 500:
         return Outcome.SERVER_ERROR
+    if status in REQUEST_ERRORS:
+        return Outcome.REQUEST_REFUSED
     return Outcome.REJECTED
+
+
+class _Detail(msgspec.Struct):
+    message: str = ""
+
+
+class _Refusal(msgspec.Struct):
+    error: _Detail
+
+
+def refusal_reason(body: bytes) -> str:
+    """The reason in a miner's OpenAI error envelope, bounded and printable (it is shown to the
+    customer, and miners are untrusted); empty when there is none."""
+    try:
+        message = msgspec.json.decode(body, type=_Refusal).error.message
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
+        return ""
+    text = " ".join("".join(c if c.isprintable() else " " for c in message).split())
+    return text[:MAX_REASON]
 
 
 def record_attempt(

@@ -4,9 +4,12 @@ Shared by the gateway (organic traffic) and the scoring process (synthetic traff
 reach miners through the same code and update the same live stats.
 
 Before the first token (the first event that carries output) any failure moves on to the next
-candidate: connect error, a timeout (the task's ``timeouts.first_token_s``), 429, 5xx, another
-4xx, a malformed or oversized event, or an error event. Each failure cools that miner down
-(``MinerStats``). Once ``open_stream`` returns, the stream belongs to that miner: the caller
+candidate: connect error, a timeout (the task's ``timeouts.first_token_s``), 429, 5xx, a 401,
+403 or 404 (the miner will not serve us), a malformed or oversized event, or an error event.
+Each failure cools that miner down (``MinerStats``). A 400, 413 or 422 is different: the
+miner's model server refused the request itself as invalid, so it is the request's fault: no
+cool-down, not counted against the miner (``Outcome.REQUEST_REFUSED``), and no other miner is
+tried; the request fails with ``RequestRefused`` (400) and the server's reason. Once ``open_stream`` returns, the stream belongs to that miner: the caller
 reads it with ``OpenStream.next_batch`` and ends it with ``OpenStream.finish`` (exactly once;
 idempotent), which records the outcome and releases the connection (``core.miners.streams``).
 
@@ -24,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Generic, TypeVar
 
 from opentelemetry import trace
@@ -35,6 +38,7 @@ from core.miners.attempts import (
     MinerEndpoint,
     StreamFailure,
     record_attempt,
+    refusal_reason,
     retry_after,
     status_outcome,
 )
@@ -127,20 +131,32 @@ class Dispatcher:
         attempt.detail = detail
         record_attempt(self.stats, state, attempt, outcome, retry_after_s=retry_after_s, span=span)
 
+    def _refused(
+        self,
+        state: DispatchState,
+        attempt: Attempt,
+        span: trace.Span,
+        status: int,
+        headers: Mapping[str, str],
+        body: bytes,
+    ) -> bool:
+        """Record a non-200 answer; True when the miner refused the request itself as invalid
+        (then no other miner is tried: the request is at fault)."""
+        attempt.status = status
+        outcome = status_outcome(status)
+        detail = f"HTTP {status}"
+        if outcome is Outcome.REQUEST_REFUSED:
+            detail = refusal_reason(body)
+        self._fail(state, attempt, span, outcome, detail, retry_after(headers))
+        return outcome is Outcome.REQUEST_REFUSED
+
     async def _rejected(
         self, state: DispatchState, attempt: Attempt, span: trace.Span, stream: MinerStream
-    ) -> None:
-        attempt.status = stream.status
+    ) -> bool:
+        body = b""
         with contextlib.suppress(TransportError):
-            await stream.read_body(1.0)
-        self._fail(
-            state,
-            attempt,
-            span,
-            status_outcome(stream.status),
-            f"HTTP {stream.status}",
-            retry_after(stream.headers),
-        )
+            body = await stream.read_body(1.0)
+        return self._refused(state, attempt, span, stream.status, stream.headers, body)
 
     async def open_stream(
         self,
@@ -162,7 +178,8 @@ class Dispatcher:
                     endpoint.url, path, body, receiver=endpoint.hotkey, timeout=budget
                 )
                 if stream.status != 200:
-                    await self._rejected(state, attempt, span, stream)
+                    if await self._rejected(state, attempt, span, stream):
+                        break
                     continue
                 attempt.status = 200
                 opened = OpenStream(self.stats, state, endpoint, attempt, stream, decode, span)
@@ -213,15 +230,10 @@ class Dispatcher:
                 )
                 attempt.status = response.status
                 if response.status != 200:
-                    outcome = status_outcome(response.status)
-                    self._fail(
-                        state,
-                        attempt,
-                        span,
-                        outcome,
-                        f"HTTP {response.status}",
-                        retry_after(response.headers),
-                    )
+                    if self._refused(
+                        state, attempt, span, response.status, response.headers, response.body
+                    ):
+                        break
                     continue
                 value = decode(response.body)
                 if check is not None:

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Sequence
 
 import msgspec
 
 from core.errors import InvalidRequest
-from core.tokens import TokenCounter
-from protocol.catalog import ImageSpec, Task, TextSpec, parse_size
+from core.tokens import TokenCounter, check_token_ids
+from protocol.catalog import EmbeddingSpec, ImageSpec, Task, TextSpec, parse_size
 from protocol.miner import MinerChatRequest, MinerCompletionRequest, MinerEmbeddingList
 from protocol.openai.chat import ChatCompletionRequest, ChatMessage, StreamOptions, TextPart
 from protocol.openai.completions import CompletionRequest
@@ -151,7 +152,11 @@ def completion_call(
     text = task.text
     assert text is not None, "chat tasks have a text section (checked by the catalog)"
     exact = counter.exact or not isinstance(prompt, str)
-    prompt_tokens = counter.prompt(prompt) if isinstance(prompt, str) else len(prompt)
+    if isinstance(prompt, str):
+        prompt_tokens = counter.prompt(prompt)
+    else:
+        check_token_ids(prompt, counter.vocab_size or text.vocab_size, "prompt")
+        prompt_tokens = len(prompt)
     requested = request.max_tokens
     if requested is None:
         requested = min(COMPLETIONS_DEFAULT_MAX_TOKENS, text.max_output_tokens)
@@ -238,6 +243,37 @@ def miner_generation(
 
 # ---------------------------------------------------------------------------------------------
 # Embeddings
+
+
+def count_embedding_inputs(
+    spec: EmbeddingSpec, inputs: Sequence[str | list[int]], counter: TokenCounter
+) -> int:
+    """The input tokens of an embedding request, within the task's limits (400 naming the
+    input otherwise): at most ``max_inputs`` inputs of at most ``max_input_tokens`` tokens,
+    token ids within the vocabulary."""
+    if len(inputs) > spec.max_inputs:
+        raise InvalidRequest(
+            f"At most {spec.max_inputs} inputs per request for this model.",
+            param="input",
+            code="too_many_inputs",
+        )
+    total = 0
+    for index, item in enumerate(inputs):
+        if isinstance(item, str):
+            tokens = counter.embedding_input(item)
+            exact = counter.exact
+        else:
+            check_token_ids(item, counter.vocab_size or spec.vocab_size, f"input[{index}]")
+            tokens, exact = len(item), True
+        if exact and tokens > spec.max_input_tokens:
+            raise InvalidRequest(
+                f"input[{index}] is {tokens} tokens; this model accepts at most "
+                f"{spec.max_input_tokens}.",
+                param=f"input[{index}]",
+                code="context_length_exceeded",
+            )
+        total += tokens
+    return total
 
 
 def miner_embeddings(

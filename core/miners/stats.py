@@ -6,7 +6,9 @@ indicator, the cool-down deadline and the last outcome.
 
 Cool-down: after a failure the miner is skipped for ``base × 2^(consecutive failures − 1)``
 seconds, capped at ``max``; a 429 cools it down for its ``Retry-After`` (within the same bounds);
-a success clears it. A cancelled call (the client went away) is no evidence either way.
+a success clears it. A cancelled call (the client went away), an error of ours, and a request
+the miner refused as invalid (the customer's fault: ``REQUEST_REFUSED``) are no evidence either
+way.
 
 ``MinerStats`` is the interface. Reads (``snapshot``, ``available``) and writes are synchronous so
 the request path never waits on I/O; ``InProcessStats`` keeps everything in this process (tests,
@@ -28,12 +30,19 @@ class Outcome(StrEnum):
     TIMEOUT = "timeout"
     RATE_LIMITED = "rate_limited"
     SERVER_ERROR = "server_error"
-    REJECTED = "rejected"  # a 4xx other than 429 (bad signature, stake gate, refused request)
+    REJECTED = "rejected"  # a 4xx other than 429: bad signature, stake gate, unknown task
+    # 400 / 413 / 422: the miner says the request itself is invalid. An organic request's fault
+    # (not counted against the miner, not retried elsewhere); the synthetic sender counts it as
+    # REJECTED, since the validator built that request itself.
+    REQUEST_REFUSED = "request_refused"
     BAD_RESPONSE = "bad_response"  # malformed, oversized or inconsistent output
     MIDSTREAM_ERROR = "midstream_error"  # failed after the first token
     CANCELLED = "cancelled"  # the client went away: not the miner's fault
     INTERNAL_ERROR = "internal_error"  # a bug on our side: not the miner's fault either
 
+
+# Outcomes that say nothing about the miner: not counted at all.
+NEUTRAL = frozenset({Outcome.CANCELLED, Outcome.INTERNAL_ERROR, Outcome.REQUEST_REFUSED})
 
 # Outcomes that count against a miner (error rate, cool-down).
 FAILURES = frozenset(
@@ -160,7 +169,7 @@ class InProcessStats:
     ) -> None:
         entry = self._entry(key)
         entry.in_flight = max(0, entry.in_flight - 1)
-        if outcome is Outcome.CANCELLED or outcome is Outcome.INTERNAL_ERROR:
+        if outcome in NEUTRAL:
             return
         entry.requests += 1
         entry.last_outcome = outcome

@@ -12,13 +12,13 @@ import msgspec
 
 from billing import Usage, estimate_embedding
 from core.errors import InvalidRequest
-from core.miners.requests import check_vectors, miner_embeddings
+from core.miners.requests import check_vectors, count_embedding_inputs, miner_embeddings
 from gateway.context import RequestContext
 from gateway.events import ENCODER
 from gateway.exchange import Exchange
 from gateway.http import JSONResponse, json_response
 from gateway.validation import shaped
-from protocol.catalog import EmbeddingSpec, Task
+from protocol.catalog import Task
 from protocol.miner import MinerEmbeddingList
 from protocol.openai.embeddings import (
     Embedding,
@@ -36,30 +36,6 @@ MINER_PATH = "/v1/embeddings"
 Inputs = list[str] | list[list[int]]
 
 
-def count_inputs(ctx: RequestContext, task: Task, spec: EmbeddingSpec, inputs: Inputs) -> int:
-    if len(inputs) > spec.max_inputs:
-        raise InvalidRequest(
-            f"At most {spec.max_inputs} inputs per request for this model.", param="input"
-        )
-    counter = ctx.gateway.counters[task.id]
-    total = 0
-    for index, item in enumerate(inputs):
-        if isinstance(item, str):
-            tokens = counter.embedding_input(item)
-            exact = counter.exact
-        else:
-            tokens, exact = len(item), True
-        if exact and tokens > spec.max_input_tokens:
-            raise InvalidRequest(
-                f"input[{index}] is {tokens} tokens; this model accepts at most "
-                f"{spec.max_input_tokens}.",
-                param=f"input[{index}]",
-                code="context_length_exceeded",
-            )
-        total += tokens
-    return total
-
-
 async def serve_embeddings(
     ctx: RequestContext, task: Task, request: EmbeddingRequest
 ) -> JSONResponse:
@@ -73,7 +49,7 @@ async def serve_embeddings(
         inputs = inputs_of(request.input)
     except ShapeError as exc:
         raise shaped(exc) from None
-    tokens = count_inputs(ctx, task, spec, inputs)
+    tokens = count_embedding_inputs(spec, inputs, ctx.gateway.counters[task.id])
     dimensions = request.dimensions or spec.dimensions
     miner_request = miner_embeddings(task, inputs, request.dimensions)
 
