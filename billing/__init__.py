@@ -17,46 +17,30 @@ The hot path, per request (every call below is safe to make from many replicas a
         # -> KeyContext. No database read while cached (in-process TTL → Redis → DB).
         # raises InvalidApiKey (401 invalid_api_key): malformed/bad checksum, unknown, revoked,
         #        expired key; AccountSuspended (403 account_suspended).
-    billing.authenticator.authorize(ctx, model)
-        # raises ModelNotAllowed (403 model_not_allowed, param="model"). Call after resolving
-        # the model to a catalog Task (unknown model -> the gateway's 404 first).
-
-    estimate = estimate_chat(prompt_tokens, max_tokens, n)   # or estimate_image(n, steps),
-                                                             #    estimate_embedding(tokens)
-    decision = await billing.limiter.admit(ctx, estimate.tokens)      # limiter may be None
-        # -> RateDecision; decision.headers() = x-ratelimit-{limit,remaining,reset}-{requests,
-        #    tokens}: put them on EVERY response of this request (success and error).
-        # raises RateLimitExceeded (429 rate_limit_exceeded) whose .headers carry Retry-After,
-        #    retry-after-ms and the x-ratelimit-* headers; code "request_too_large" (with
-        #    x-should-retry: false) when the estimate alone exceeds the key's TPM.
-    hold = await billing.service.hold(ctx, task, estimate, request_id=request_id)
-        # -> Hold (amount, balance after the hold, expires_at). One conditional debit; never
-        #    overdraws, whatever the concurrency.
-        # raises InsufficientCredits (402 insufficient_quota, x-should-retry: false),
-        #        SpendCapExceeded (402 spend_cap_exceeded, x-should-retry: false),
-        #        AccountSuspended (403).
-        # On 402/403 here, give the TPM estimate back: limiter.correct(ctx, estimate.tokens, 0).
+    admission = await billing.access.admit(ctx, task, estimate, request_id=request_id)
+        # estimate: estimate_chat(prompt_tokens, max_tokens, n), estimate_image(n, steps) or
+        # estimate_embedding(tokens). The key's allowlist (ModelNotAllowed, 403), its RPM/TPM
+        # windows (RateLimitExceeded, 429 with Retry-After and x-ratelimit-*; "at most the
+        # limit in any 60 s": billing.ratelimit), the hold (InsufficientCredits /
+        # SpendCapExceeded, 402 with x-should-retry: false; LedgerUnavailable, 503, when the
+        # database fails). admission.headers go on EVERY response of this request.
 
     ... dispatch to miners ...
 
-    # The response (or the part of it the client received) is done:
-    settlement = await billing.service.settle(hold, Usage(input_tokens=..., output_tokens=...,
-                                              images=..., steps=...), miner_hotkey=hk,
-                                              latency_ms=ms, status="ok")
-        # status: "ok", "client_disconnected", "upstream_error" (mid-stream failure), ...
-        # Charges min(cost(delivered usage at the hold's prices), hold.amount), releases the
-        # rest, writes ONE usage record and the daily aggregate, all in one transaction.
-        # Idempotent per hold (a second call returns the first result, replayed=True).
-        # settlement.headers() = {"x-sn19-cost", "x-sn19-balance"} (decimal credits).
-    await billing.limiter.correct(ctx, estimate.tokens, usage.tokens)
+    headers = await billing.access.settle(admission, delivered, Delivery.OK,
+                                          miner_hotkey=hk, latency_ms=ms)
+        # Exactly once per admission. OK / PARTIAL / CANCELLED charge the delivered usage
+        # (never more than the hold; the write runs in the background and the headers
+        # x-sn19-cost / x-sn19-balance are computed from the hold); FAILED (or nothing
+        # delivered) releases the hold and is awaited: answer a 5xx only after it, so the SDKs'
+        # automatic retries never pay twice. The TPM window is corrected to the real usage.
 
-    # Nothing was delivered (no miner, every attempt failed before the first byte):
-    await billing.service.release(hold, reason="no_capacity", status="no_capacity")
-        # Charges nothing, writes the usage record (cost 0). Answer 5xx ONLY after this, so the
-        # SDKs' automatic retries never pay twice.
+Underneath, ``billing.service`` (``BillingService.hold`` / ``settle`` / ``release``, each one
+transaction, idempotent per hold) and ``billing.ratelimit`` (``RateLimiter``) do the work;
+the CLI and the dashboard use them directly.
 
-    For streams the headers leave before the cost is known: send hold.headers()
-    (x-sn19-hold, x-sn19-balance after the hold) and the cost in the final usage chunk.
+For streams the headers leave before the cost is known: the admission's headers carry
+``x-sn19-hold`` and ``x-sn19-balance`` after the hold, and the cost is in the final usage chunk.
 
 Holds expire (``task.timeouts.total_s + billing.hold_grace_s``); ``run_sweeper`` releases
 those left by a crashed gateway (status ``expired``, nothing charged).

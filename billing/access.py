@@ -63,6 +63,8 @@ class Admission:
     headers: dict[str, str] = field(default_factory=dict)
     hold: Hold | None = None
     key: KeyContext | None = None
+    # The rate-limit window bucket the request was counted in (its TPM correction goes there).
+    second: int = 0
 
 
 class Access(Protocol):
@@ -126,16 +128,18 @@ class BilledAccess:
             raise AuthenticationFailed("This API key is not a billing key.")
         self._keys.authorize(key, task.id)
         headers: dict[str, str] = {}
+        second = 0
         if self._limiter is not None:
-            headers = (await self._limiter.admit(key, estimate.tokens)).headers()
+            decision = await self._limiter.admit(key, estimate.tokens)
+            headers, second = decision.headers(), decision.second
         try:
             hold = await self._service.hold(key, task, estimate, request_id=request_id)
         except AppError as exc:  # 402 / 403: the request will not run
-            self._give_back(key, estimate.tokens, 0)
+            self._give_back(key, estimate.tokens, 0, second)
             exc.headers = {**headers, **exc.headers}
             raise
         except Exception as exc:
-            self._give_back(key, estimate.tokens, 0)
+            self._give_back(key, estimate.tokens, 0, second)
             log.exception("billing: could not take a hold for %s", request_id)
             raise LedgerUnavailable(
                 "Billing is temporarily unavailable; nothing was charged. Retry shortly.",
@@ -143,7 +147,12 @@ class BilledAccess:
             ) from exc
         headers.update(hold.headers())
         return Admission(
-            request_id=request_id, estimate=estimate, headers=headers, hold=hold, key=key
+            request_id=request_id,
+            estimate=estimate,
+            headers=headers,
+            hold=hold,
+            key=key,
+            second=second,
         )
 
     async def settle(
@@ -192,7 +201,7 @@ class BilledAccess:
             # The hold stays open and the sweeper releases it: nothing is charged either way.
             log.exception("billing: could not release hold %s", hold.id)
             return {}
-        self._give_back(key, admission.estimate.tokens, 0)
+        self._give_back(key, admission.estimate.tokens, 0, admission.second)
         return settlement.headers()
 
     async def _settle(
@@ -217,11 +226,11 @@ class BilledAccess:
             # The hold stays open and the sweeper releases it: the customer is not charged.
             log.exception("billing: could not settle hold %s", hold.id)
             return
-        self._give_back(key, admission.estimate.tokens, delivered.tokens)
+        self._give_back(key, admission.estimate.tokens, delivered.tokens, admission.second)
 
-    def _give_back(self, key: KeyContext, estimated: int, used: int) -> None:
-        if self._corrections is not None:
-            self._corrections.give_back(key, estimated, used)
+    def _give_back(self, key: KeyContext, estimated: int, used: int, second: int) -> None:
+        if self._corrections is not None and second:
+            self._corrections.give_back(key, estimated, used, second=second)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)

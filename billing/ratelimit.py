@@ -1,21 +1,25 @@
 """Per-key RPM and TPM limits, atomic across gateway replicas: one Redis Lua script per admission.
 
-Each limit is a token bucket that holds up to ``limit`` units and refills at ``limit`` per
-minute, so a key can burst its whole minute's allowance and then proceeds at the steady rate;
-no window boundary ever lets through twice the limit. Requests and tokens are checked and taken
-together in one script (both or neither), with the server's clock (``TIME``), so replicas with
-skewed clocks agree. The same script runs on production Redis and on the embedded Redis of
-``sn19 dev``.
+A limit means what it says: **at most the limit in any 60-second window**, whoever counts and
+whenever. Each limit is a sliding window kept as one-second buckets (a Redis hash: second →
+units taken in it); an admission at second ``s`` counts the buckets ``s − 60 … s`` (61 of them),
+so every 60-second interval, which touches at most 61 consecutive seconds, holds at most the
+limit. (The price of the guarantee: a key that used its whole allowance in one second waits
+61 s, not 60, for the next request.) Requests and tokens are checked and taken together (both or
+neither), with the Redis server's clock (``TIME``), so replicas with skewed clocks agree. The
+same script runs on production Redis and on the embedded Redis of ``sn19 dev``.
 
 TPM is admitted on the estimate (prompt + max output tokens) and corrected once the real usage
-is known (``correct``): unused tokens go back to the bucket, an overrun is taken (the bucket
-may go below zero, which delays the key's next requests). On the request path the corrections
-go through ``TokenCorrections``, which sums them per key and sends them at most every
-``CORRECT_EVERY_S`` (one Redis call per key and interval, not one per request).
+is known (``correct``): the difference goes back to (or is taken from) the bucket the request
+was admitted in, so unused tokens free the window and an overrun counts where it was admitted.
+On the request path the corrections go through ``TokenCorrections``, which sums them per key
+and bucket and sends them at most every ``CORRECT_EVERY_S`` (one Redis call per key and
+interval, not one per request).
 
 Header semantics follow OpenAI: ``x-ratelimit-limit-*`` the limit, ``-remaining-*`` what is
-left now, ``-reset-*`` the time until the bucket is full again (``"1s"``, ``"6m0s"``, ``"250ms"``).
-A 429 adds ``Retry-After`` (whole seconds) and ``retry-after-ms``.
+left in the window now, ``-reset-*`` the time until the window is empty again (``"1s"``,
+``"6m0s"``, ``"250ms"``). A 429 adds ``Retry-After`` (whole seconds) and ``retry-after-ms``: the
+time until enough of the oldest buckets leave the window for the request to fit.
 
 If Redis is unreachable the limiter lets requests through (and logs): credit holds, not rate
 limits, protect the money.
@@ -26,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,72 +42,98 @@ from billing.keys import KeyContext
 
 log = logging.getLogger(__name__)
 
-_WINDOW_MS = 60_000
+# Seconds before the current one that still count (the window is WINDOW_BUCKETS + 1 buckets).
+WINDOW_BUCKETS = 60
 # TPM corrections are batched per key over this long.
 CORRECT_EVERY_S = 0.05
 
-# KEYS: requests bucket, tokens bucket. ARGV: rpm, tpm, tokens (limits <= 0: unlimited).
-# Returns {allowed, requests_left, requests_reset_ms, tokens_left, tokens_reset_ms, retry_ms}.
+# KEYS: requests window, tokens window (hashes: second -> units).
+# ARGV: rpm, tpm, tokens (limits <= 0: unlimited), now in ms (0: the server's TIME).
+# Returns {allowed, requests_left, requests_reset_ms, tokens_left, tokens_reset_ms, retry_ms,
+#          second}.
 _ADMIT = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local window = 60000
-local function level(key, limit)
-  if limit <= 0 then return 0 end
-  local state = redis.call('HMGET', key, 'v', 't')
-  local v = tonumber(state[1])
-  if v == nil then return limit end
-  local elapsed = math.max(0, now - tonumber(state[2]))
-  return math.min(limit, v + elapsed * limit / window)
+local now = tonumber(ARGV[4])
+if now <= 0 then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local function reset_ms(v, limit)
-  if limit <= 0 or v >= limit then return 0 end
-  return math.ceil((limit - v) * window / limit)
+local second = math.floor(now / 1000)
+local oldest = second - 60
+-- The live buckets of a window, oldest first, and their sum (stale buckets deleted).
+local function window(key)
+  local raw = redis.call('HGETALL', key)
+  local buckets = {}
+  local sum = 0
+  for i = 1, #raw, 2 do
+    local s = tonumber(raw[i])
+    local v = tonumber(raw[i + 1])
+    if s == nil or s < oldest then
+      redis.call('HDEL', key, raw[i])
+    else
+      buckets[#buckets + 1] = {s, v}
+      sum = sum + v
+    end
+  end
+  table.sort(buckets, function(a, b) return a[1] < b[1] end)
+  return buckets, sum
+end
+-- How long until enough of the oldest buckets leave the window for `cost` to fit.
+local function wait_ms(buckets, sum, cost, limit)
+  local freed = sum
+  for _, bucket in ipairs(buckets) do
+    freed = freed - bucket[2]
+    if freed + cost <= limit then
+      return math.max(1, (bucket[1] + 61) * 1000 - now)
+    end
+  end
+  return 61000
+end
+local function reset_ms(buckets)
+  if #buckets == 0 then return 0 end
+  return math.max(0, (buckets[#buckets][1] + 61) * 1000 - now)
 end
 local rpm = tonumber(ARGV[1])
 local tpm = tonumber(ARGV[2])
 local cost = tonumber(ARGV[3])
-local r = level(KEYS[1], rpm)
-local k = level(KEYS[2], tpm)
+local r_buckets, r = {}, 0
+local k_buckets, k = {}, 0
+if rpm > 0 then r_buckets, r = window(KEYS[1]) end
+if tpm > 0 then k_buckets, k = window(KEYS[2]) end
 local allowed = 1
 local retry = 0
-if rpm > 0 and r < 1 then
+if rpm > 0 and r + 1 > rpm then
   allowed = 0
-  retry = math.max(retry, math.ceil((1 - r) * window / rpm))
+  retry = math.max(retry, wait_ms(r_buckets, r, 1, rpm))
 end
-if tpm > 0 and k < cost then
+if tpm > 0 and k + cost > tpm then
   allowed = 0
-  retry = math.max(retry, math.ceil((cost - k) * window / tpm))
+  retry = math.max(retry, wait_ms(k_buckets, k, cost, tpm))
 end
 if allowed == 1 then
   if rpm > 0 then
-    r = r - 1
-    redis.call('HSET', KEYS[1], 'v', tostring(r), 't', string.format('%.0f', now))
-    redis.call('PEXPIRE', KEYS[1], window * 2)
+    r = r + 1
+    redis.call('HINCRBY', KEYS[1], second, 1)
+    redis.call('PEXPIRE', KEYS[1], 62000)
+    r_buckets[#r_buckets + 1] = {second, 1}
   end
   if tpm > 0 then
-    k = k - cost
-    redis.call('HSET', KEYS[2], 'v', tostring(k), 't', string.format('%.0f', now))
-    redis.call('PEXPIRE', KEYS[2], window * 2)
+    k = k + cost
+    redis.call('HINCRBY', KEYS[2], second, cost)
+    redis.call('PEXPIRE', KEYS[2], 62000)
+    k_buckets[#k_buckets + 1] = {second, cost}
   end
 end
-return {allowed, math.floor(r), reset_ms(r, rpm), math.floor(k), reset_ms(k, tpm), retry}
+return {allowed, rpm - r, reset_ms(r_buckets), tpm - k, reset_ms(k_buckets), retry, second}
 """
 
-# KEYS: tokens bucket. ARGV: tpm, delta (tokens to give back; negative takes more).
+# KEYS: tokens window. ARGV: second the request was admitted in, delta (tokens to give back;
+# negative takes more). Nothing happens once that bucket has left the window.
 _CORRECT = """
-local state = redis.call('HMGET', KEYS[1], 'v', 't')
-local v = tonumber(state[1])
-if v == nil then return 0 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local limit = tonumber(ARGV[1])
-local elapsed = math.max(0, now - tonumber(state[2]))
-v = math.min(limit, v + elapsed * limit / 60000)
-v = math.min(limit, v + tonumber(ARGV[2]))
-redis.call('HSET', KEYS[1], 'v', tostring(v), 't', string.format('%.0f', now))
-redis.call('PEXPIRE', KEYS[1], 120000)
-return 1
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
+  redis.call('HINCRBY', KEYS[1], ARGV[1], -tonumber(ARGV[2]))
+  return 1
+end
+return 0
 """
 
 
@@ -134,6 +164,8 @@ class RateDecision:
     remaining_tokens: int = 0
     reset_tokens_s: float = 0.0
     retry_after_s: float = 0.0
+    # The window bucket (Unix second) the admission was counted in: TPM corrections go there.
+    second: int = 0
 
     def headers(self) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -155,19 +187,27 @@ UNLIMITED = RateDecision(allowed=True)
 
 
 class RateLimiter:
-    def __init__(self, redis: Redis, prefix: str) -> None:
+    """``clock`` (Unix seconds) replaces the Redis server's clock (tests)."""
+
+    def __init__(
+        self, redis: Redis, prefix: str, *, clock: Callable[[], float] | None = None
+    ) -> None:
         self._redis = redis
         self._prefix = prefix
+        self._clock = clock
         self._admit = redis.register_script(_ADMIT)
         self._correct = redis.register_script(_CORRECT)
 
     def _keys(self, key_id: int) -> tuple[str, str]:
-        # One hash tag per key: both buckets live in the same slot on a Redis Cluster.
+        # One hash tag per key: both windows live in the same slot on a Redis Cluster.
         base = f"{self._prefix}billing:rl:{{{key_id}}}"
-        return f"{base}:r", f"{base}:t"
+        return f"{base}:rw", f"{base}:tw"
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000) if self._clock is not None else 0
 
     async def admit(self, key: KeyContext, estimated_tokens: int) -> RateDecision:
-        """Take one request and ``estimated_tokens`` from the key's buckets, or raise
+        """Take one request and ``estimated_tokens`` from the key's windows, or raise
         ``RateLimitExceeded`` (429) with ``Retry-After`` and the ``x-ratelimit-*`` headers.
         The returned decision's ``headers()`` go on the successful response."""
         rpm = key.rpm_limit or 0
@@ -183,12 +223,13 @@ class RateLimiter:
             )
         try:
             raw = await self._admit(
-                keys=list(self._keys(key.key_id)), args=[rpm, tpm, estimated_tokens]
+                keys=list(self._keys(key.key_id)),
+                args=[rpm, tpm, estimated_tokens, self._now_ms()],
             )
         except RedisError as exc:
             log.warning("rate limiter: Redis unavailable, admitting (%s)", exc)
             return UNLIMITED
-        allowed, r_left, r_reset, t_left, t_reset, retry = (int(v) for v in raw)
+        allowed, r_left, r_reset, t_left, t_reset, retry, second = (int(v) for v in raw)
         decision = RateDecision(
             allowed=bool(allowed),
             limit_requests=rpm or None,
@@ -198,6 +239,7 @@ class RateLimiter:
             remaining_tokens=t_left,
             reset_tokens_s=t_reset / 1000,
             retry_after_s=retry / 1000,
+            second=second,
         )
         if not decision.allowed:
             which = "requests" if rpm > 0 and r_left < 1 else "tokens"
@@ -208,14 +250,16 @@ class RateLimiter:
             )
         return decision
 
-    async def correct(self, key: KeyContext, estimated_tokens: int, actual_tokens: int) -> None:
-        """Give back (or take) the difference between the admitted estimate and the usage."""
-        tpm = key.tpm_limit or 0
+    async def correct(
+        self, key: KeyContext, estimated_tokens: int, actual_tokens: int, *, second: int
+    ) -> None:
+        """Give back (or take) the difference between the estimate admitted at ``second``
+        (``RateDecision.second``) and the real usage."""
         delta = estimated_tokens - actual_tokens
-        if tpm <= 0 or delta == 0:
+        if not key.tpm_limit or delta == 0:
             return
         try:
-            await self._correct(keys=[self._keys(key.key_id)[1]], args=[tpm, delta])
+            await self._correct(keys=[self._keys(key.key_id)[1]], args=[second, delta])
         except RedisError as exc:
             log.warning("rate limiter: could not correct TPM (%s)", exc)
 
@@ -230,21 +274,22 @@ def _limit_headers(rpm: int, tpm: int) -> dict[str, str]:
 
 
 class TokenCorrections:
-    """TPM corrections from settled requests, summed per key and sent in the background at
-    most every ``CORRECT_EVERY_S``; ``drain`` sends what is pending (at shutdown)."""
+    """TPM corrections from settled requests, summed per key and window bucket and sent in the
+    background at most every ``CORRECT_EVERY_S``; ``drain`` sends what is pending (at
+    shutdown)."""
 
     def __init__(self, limiter: RateLimiter) -> None:
         self._limiter = limiter
-        # Pending corrections per key id: (key, tokens to give back; negative takes).
-        self._pending: dict[int, tuple[KeyContext, int]] = {}
+        # Pending corrections per (key id, second): (key, tokens to give back; negative takes).
+        self._pending: dict[tuple[int, int], tuple[KeyContext, int]] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._sending: set[asyncio.Task[None]] = set()
 
-    def give_back(self, key: KeyContext, estimated: int, used: int) -> None:
+    def give_back(self, key: KeyContext, estimated: int, used: int, *, second: int) -> None:
         if estimated == used or not key.tpm_limit:
             return
-        _, pending = self._pending.get(key.key_id, (key, 0))
-        self._pending[key.key_id] = (key, pending + estimated - used)
+        _, pending = self._pending.get((key.key_id, second), (key, 0))
+        self._pending[(key.key_id, second)] = (key, pending + estimated - used)
         if self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(CORRECT_EVERY_S, self._send)
 
@@ -252,11 +297,11 @@ class TokenCorrections:
         self._timer = None
         pending, self._pending = self._pending, {}
         if pending:
-            self._spawn(self._correct_all(list(pending.values())))
+            self._spawn(self._correct_all(pending))
 
-    async def _correct_all(self, corrections: list[tuple[KeyContext, int]]) -> None:
-        for key, delta in corrections:
-            await self._limiter.correct(key, delta, 0)
+    async def _correct_all(self, pending: dict[tuple[int, int], tuple[KeyContext, int]]) -> None:
+        for (_, second), (key, delta) in pending.items():
+            await self._limiter.correct(key, delta, 0, second=second)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)

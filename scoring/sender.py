@@ -13,8 +13,9 @@
    (``core.miners.StreamReader``), or checks the JSON answer (``check_vectors``);
 5. records the outcome on the contender's counters (``organic=False``; volume in task units:
    completion tokens, images × steps, input tokens; a request the miner refused as invalid
-   counts as ``REJECTED``, since a synthetic request is valid by construction) and, on success, enqueues a check job
-   (``core.checks.make_job(..., organic=False)``) with the miner's receipt.
+   counts as ``REJECTED``, since a synthetic request is valid by construction) and, on
+   success, enqueues a check job (``core.checks.make_job(..., organic=False)``) with the
+   miner's receipt.
 """
 
 from __future__ import annotations

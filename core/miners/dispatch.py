@@ -9,9 +9,11 @@ candidate: connect error, a timeout (the task's ``timeouts.first_token_s``), 429
 Each failure cools that miner down (``MinerStats``). A 400, 413 or 422 is different: the
 miner's model server refused the request itself as invalid, so it is the request's fault: no
 cool-down, not counted against the miner (``Outcome.REQUEST_REFUSED``), and no other miner is
-tried; the request fails with ``RequestRefused`` (400) and the server's reason. Once ``open_stream`` returns, the stream belongs to that miner: the caller
-reads it with ``OpenStream.next_batch`` and ends it with ``OpenStream.finish`` (exactly once;
-idempotent), which records the outcome and releases the connection (``core.miners.streams``).
+tried; the request fails with ``RequestRefused`` (400) and the server's reason.
+
+Once ``open_stream`` returns, the stream belongs to that miner: the caller reads it with
+``OpenStream.next_batch`` and ends it with ``OpenStream.finish`` (exactly once; idempotent),
+which records the outcome and releases the connection (``core.miners.streams``).
 
 Every delivered answer carries a ``Receipt`` (``Delivered.receipt``, ``OpenStream.receipt``): the
 miner's signature with the request nonce and the response digest, verified later by the caller.
