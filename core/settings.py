@@ -93,6 +93,12 @@ class GatewaySettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     route_grace_s: float = 30.0
     # Retry-After sent with 503 no_capacity.
     retry_after_s: int = 5
+    # When every miner of a task is busy, a request waits for a slot (gateway.slots): at most
+    # this long (0: the task's time to first token), with at most queue_size requests per task
+    # waiting in this replica and at most queue_per_key of them from one API key.
+    queue_wait_s: float = 0.0
+    queue_size: int = 256
+    queue_per_key: int = 32
     # Keep-alive comments while waiting for a slow miner's first token.
     keepalive_s: float = 15.0
     server: Literal["granian", "uvicorn"] = "granian"
@@ -298,6 +304,10 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
             raise ConfigError("checker.organic_sample_rate: must be between 0 and 1")
         if self.gateway.max_attempts < 1:
             raise ConfigError("gateway.max_attempts: must be at least 1")
+        if self.gateway.queue_wait_s < 0 or self.gateway.queue_per_key < 1:
+            raise ConfigError("gateway.queue_wait_s / queue_per_key: must be >= 0 / >= 1")
+        if self.gateway.queue_size < self.gateway.queue_per_key:
+            raise ConfigError("gateway.queue_size: must be at least gateway.queue_per_key")
         if self.scoring.period_s <= 0:
             raise ConfigError("scoring.period_s: must be positive")
         if not 0 < self.scoring.leader_poll_s < self.scoring.leader_ttl_s:

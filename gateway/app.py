@@ -32,6 +32,7 @@ from billing import Access, OpenAccess
 from core.checks import CheckQueue
 from core.miners import Dispatcher, MinerClient, MinerStats, RawMinerClient
 from core.miners.signing import RequestSigner
+from core.miners.waiting import OrganicWaiting
 from core.settings import Settings
 from core.shutdown import push_bounded
 from core.telemetry import Telemetry
@@ -52,6 +53,7 @@ from gateway.models.controller import list_models, retrieve_model
 from gateway.receipts import install_receipt_auditor
 from gateway.resources import Shared, check_settings, open_shared
 from gateway.selection import RouteCache, RouteSource, Selector
+from gateway.slots import SlotQueue
 from gateway.state import Gateway
 from protocol.catalog import Catalog
 from protocol.config import ConfigError
@@ -185,6 +187,14 @@ def create_app(
             install_receipt_auditor(hub, telemetry.registry)
             hub.start()
             push_bounded(stack, "completion hub", hub.stop)
+            slots = SlotQueue(
+                size=gateway_settings.queue_size,
+                per_key=gateway_settings.queue_per_key,
+                retry_after_s=gateway_settings.retry_after_s,
+                registry=telemetry.registry,
+                flag=OrganicWaiting(common.redis, settings.redis.key_prefix),
+            )
+            push_bounded(stack, "slot queue", slots.close)
             gateway = Gateway(
                 settings=settings,
                 catalog=common.catalog,
@@ -195,6 +205,7 @@ def create_app(
                 selector=Selector(
                     route_cache, common.live, route_grace_s=gateway_settings.route_grace_s
                 ),
+                slots=slots,
                 dispatcher=Dispatcher(client, common.live, tracer=telemetry.tracer("sn19.miners")),
                 stats=common.live,
                 counters=await asyncio.to_thread(load_task_counters, common.catalog),

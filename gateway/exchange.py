@@ -147,7 +147,7 @@ class Exchange:
             settings = gw.settings.gateway
             self.state = RoutedState(
                 task,
-                await gw.selector.candidates(task.id),
+                await self._candidates(),
                 max_attempts=settings.max_attempts,
                 deadline=ctx.started + task.timeouts.total_s,
                 trace_context=ctx.trace_context,
@@ -157,6 +157,28 @@ class Exchange:
             await self.__aexit__(type(exc), exc, exc.__traceback__)
             raise
         return self
+
+    async def _candidates(self) -> list[MinerRoute]:
+        """The miners to try, in order; when every miner of the task is busy (or others are
+        already waiting for one), a place in the slot queue first (``gateway.slots``)."""
+        ctx, task = self.ctx, self.task
+        gw = ctx.gateway
+        selector, slots = gw.selector, gw.slots
+        if not slots.busy(task.id):
+            found = await selector.candidates(task.id)
+            if found or not await selector.routed(task.id):
+                return found
+        wait_s = gw.settings.gateway.queue_wait_s or task.timeouts.first_token_s
+        assert ctx.caller is not None
+        return await self._waiting(
+            slots.wait(
+                task.id,
+                ctx.caller.key_id,
+                ctx.started + min(wait_s, task.timeouts.total_s),
+                lambda: selector.candidates(task.id),
+                lambda: selector.free_slots(task.id),
+            )
+        )
 
     async def _waiting(self, work: Awaitable[T]) -> T:
         started = time.monotonic()
@@ -274,6 +296,7 @@ class Exchange:
         if self._closed or self.admission is None:
             return
         self._closed = True
+        self.ctx.gateway.slots.released(self.task.id)
         left = isinstance(exc, asyncio.CancelledError | GeneratorExit)
         if self._completed is not None:
             delivered, delivery, label = self._completed, Delivery.OK, "ok"

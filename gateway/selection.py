@@ -112,20 +112,20 @@ class Selector:
         ]
         return sum(rates) / len(rates) if rates else None
 
-    def available(self, routes: Sequence[MinerRoute], now: float) -> list[MinerRoute]:
+    def _free(self, routes: Sequence[MinerRoute], now: float) -> list[tuple[MinerRoute, int]]:
+        """The live routes (period not long over, miner not cooled down) and how many more
+        requests each can take (its announced concurrency not in flight)."""
         stats = self.stats
         closed_before = self._wall() - self.route_grace_s
-        out: list[MinerRoute] = []
+        out: list[tuple[MinerRoute, int]] = []
         for route in routes:
             key = (route.task, route.hotkey)
-            if (
-                route.concurrency > 0
-                and not 0 < route.period_end < closed_before
-                and stats.available(key, now)
-                and stats.snapshot(key).in_flight < route.concurrency
-            ):
-                out.append(route)
+            if not 0 < route.period_end < closed_before and stats.available(key, now):
+                out.append((route, route.concurrency - stats.snapshot(key).in_flight))
         return out
+
+    def available(self, routes: Sequence[MinerRoute], now: float) -> list[MinerRoute]:
+        return [route for route, free in self._free(routes, now) if free > 0]
 
     def order(self, routes: Sequence[MinerRoute], now: float | None = None) -> list[MinerRoute]:
         """The candidates in the order to try them (empty: no capacity)."""
@@ -142,3 +142,13 @@ class Selector:
 
     async def candidates(self, task: str) -> list[MinerRoute]:
         return self.order(await self.source.routes(task))
+
+    async def routed(self, task: str) -> bool:
+        """Whether any miner serves ``task`` at all (busy or not)."""
+        return bool(await self.source.routes(task))
+
+    async def free_slots(self, task: str) -> int:
+        """How many more requests the task's miners can take now: the announced concurrency
+        not in flight, over the miners not cooled down."""
+        routes = await self.source.routes(task)
+        return sum(max(0, free) for _, free in self._free(routes, time.monotonic()))

@@ -17,6 +17,7 @@ from gateway.auth import Authenticator
 from gateway.hooks import CompletionHub
 from gateway.metrics import GatewayMetrics
 from gateway.selection import Selector
+from gateway.slots import SlotQueue
 from protocol.catalog import Catalog
 from scoring import CounterBuffer
 
@@ -32,6 +33,7 @@ class Gateway:
         access: Access,
         hooks: CompletionHub,
         selector: Selector,
+        slots: SlotQueue,
         dispatcher: Dispatcher,
         stats: MinerStats,
         counters: dict[str, TokenCounter],
@@ -49,6 +51,8 @@ class Gateway:
         self.access = access
         self.hooks = hooks
         self.selector = selector
+        # Requests waiting for a miner slot when every miner of their task is busy.
+        self.slots = slots
         self.dispatcher = dispatcher
         self.stats = stats
         self.counters = counters

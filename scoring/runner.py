@@ -35,6 +35,7 @@ from core.miners import Dispatcher, InProcessStats, MinerStats
 from core.miners.client import MinerClient
 from core.miners.live import start_live_stats
 from core.miners.rawhttp import RawMinerClient
+from core.miners.waiting import OrganicWaiting
 from core.redis import create_redis
 from core.settings import Settings
 from core.tokens import load_task_counters
@@ -185,6 +186,7 @@ async def synthetic_sender(
         counters=counters,
         queue=CheckQueue.from_settings(redis, settings),
         token_counters=await asyncio.to_thread(load_task_counters, catalog),
+        organic=OrganicWaiting(redis, settings.redis.key_prefix),
         defer_s=settings.scoring.synthetic_defer_s,
     )
 

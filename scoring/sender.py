@@ -5,7 +5,8 @@
 1. builds the miner request from the public ``SyntheticRequest`` with the gateway's own mapping
    (``core.miners.requests``; the seed the factory drew from this validator's range is kept);
 2. waits, at most ``scoring.synthetic_defer_s``, until the miner has fewer requests in flight
-   than the concurrency it announced (``MinerStats``), so a synthetic request never queues in
+   than the concurrency it announced (``MinerStats``) and no customer's request waits for the
+   task on any gateway (``core.miners.OrganicWaiting``), so a synthetic request never queues in
    front of organic traffic; a slot that finds no room in time is skipped, not counted;
 3. dispatches through ``core.miners.Dispatcher`` (the gateway's code: btauth/1 signing, the
    task's timeouts, live stats) with the contender as the only candidate and one attempt;
@@ -56,6 +57,7 @@ from core.miners.requests import (
     miner_generation,
     plan_image,
 )
+from core.miners.waiting import OrganicWaiting
 from core.tokens import TokenCounter
 from protocol.catalog import Catalog, Task
 from protocol.miner import (
@@ -97,6 +99,7 @@ class MinerSender:
         counters: ContenderCounters,
         queue: CheckQueue,
         token_counters: Mapping[str, TokenCounter],
+        organic: OrganicWaiting | None = None,
         defer_s: float = 30.0,
         poll_s: float = 0.1,
     ) -> None:
@@ -105,6 +108,7 @@ class MinerSender:
         self.counters = counters
         self.queue = queue
         self.token_counters = token_counters
+        self.organic = organic
         self.defer_s = defer_s
         self.poll_s = poll_s
         self.skipped = 0
@@ -114,10 +118,13 @@ class MinerSender:
         return self.dispatcher.stats
 
     async def _room(self, contender: ContenderView) -> bool:
-        """Wait (bounded) until the miner is below its announced concurrency."""
+        """Wait (bounded) until the miner is below its announced concurrency and no customer
+        waits for the task."""
         key = (contender.task, contender.hotkey)
         until = time.monotonic() + self.defer_s
-        while self.stats.snapshot(key).in_flight >= contender.concurrency:
+        while self.stats.snapshot(key).in_flight >= contender.concurrency or (
+            self.organic is not None and await self.organic.waiting(contender.task)
+        ):
             if time.monotonic() >= until:
                 return False
             await asyncio.sleep(self.poll_s)

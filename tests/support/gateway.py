@@ -36,13 +36,27 @@ class StaticRoutes:
 
 
 class FakeRedis:
+    """The few Redis calls a gateway makes outside its injected parts (health, the slot
+    queue's waiting flag), in memory."""
+
     def __init__(self, alive: bool = True) -> None:
         self.alive = alive
+        self.values: dict[str, bytes] = {}
 
     async def ping(self) -> bool:
         if not self.alive:
             raise ConnectionError("down")
         return True
+
+    async def set(self, key: str, value: bytes, px: int | None = None) -> bool:
+        self.values[key] = value
+        return True
+
+    async def delete(self, *keys: str) -> int:
+        return sum(self.values.pop(key, None) is not None for key in keys)
+
+    async def exists(self, key: str) -> int:
+        return int(key in self.values)
 
 
 def route(task: str, uid: int, *, concurrency: int = 8, quality: float = 1.0) -> MinerRoute:
@@ -131,3 +145,68 @@ async def gateway(
     )
     async with AsyncTestClient(app, raise_server_exceptions=False) as client:
         yield Harness(client, miners, app, stats, hooks)
+
+
+class Reply:
+    """What ``Served.post`` got back (the parts of an httpx response the tests read)."""
+
+    def __init__(self, status: int, headers: Any, content: bytes) -> None:
+        self.status_code = status
+        self.headers = headers
+        self.content = content
+
+    def json(self) -> Any:
+        return msgspec.json.decode(self.content)
+
+    @property
+    def text(self) -> str:
+        return self.content.decode()
+
+
+class Served:
+    """The gateway on a real port, for tests of concurrent requests (the in-process test
+    client handles one request at a time)."""
+
+    def __init__(self, url: str, session: Any, miners: FakeMinerClient, stats: Any) -> None:
+        self.url = url
+        self.session = session
+        self.miners = miners
+        self.stats = stats
+
+    async def post(
+        self, path: str, payload: Any, *, headers: dict[str, str] | None = None
+    ) -> Reply:
+        async with self.session.post(
+            self.url + path, json=payload, headers={**AUTH, **(headers or {})}
+        ) as response:
+            return Reply(response.status, response.headers, await response.read())
+
+    async def get(self, path: str) -> Reply:
+        async with self.session.get(self.url + path) as response:
+            return Reply(response.status, response.headers, await response.read())
+
+
+@contextlib.asynccontextmanager
+async def served(
+    tmp: Path,
+    behaviour: Callable[[str, str, bytes], Canned],
+    *,
+    routes: list[MinerRoute] | None = None,
+    **gateway_settings: Any,
+) -> AsyncIterator[Served]:
+    import aiohttp
+
+    from tests.support.serving import serve_app
+
+    miners = FakeMinerClient(behaviour)
+    stats = InProcessStats(cooldown_base_s=0.05, cooldown_max_s=1.0)
+    app = create_app(
+        settings_for(tmp, **gateway_settings),
+        redis=FakeRedis(),
+        routes=StaticRoutes(routes if routes is not None else all_routes()),
+        miner_client=miners,
+        stats=stats,
+        hooks=CompletionHub(),
+    )
+    async with serve_app(app) as url, aiohttp.ClientSession() as session:
+        yield Served(url, session, miners, stats)

@@ -119,3 +119,21 @@ async def test_no_send_while_the_miner_is_at_its_concurrency() -> None:
     send.stats.acquire(key)  # two in flight: its announced concurrency
     assert await send.send_one(PERIOD, contender(), REQUEST) is None
     assert send.skipped == 1 and not client.calls and not counters.records
+
+
+async def test_no_send_while_customers_wait_for_the_task() -> None:
+    """Organic requests first: while a gateway's requests wait for a slot of the task (its
+    ``OrganicWaiting`` flag is up), synthetic requests for it are held back."""
+    from core.miners.waiting import OrganicWaiting
+    from tests.support.gateway import FakeRedis
+
+    flags = OrganicWaiting(FakeRedis(), "sn19test:")
+    send, client, _, _ = sender(
+        Canned(200, stream_body(chat_chunks(3))), organic=flags, defer_s=0.2, poll_s=0.02
+    )
+    await flags.raise_flag(CHAT)
+    assert await send.send_one(PERIOD, contender(), REQUEST) is None
+    assert send.skipped == 1 and not client.calls
+    await flags.lower_flag(CHAT)
+    sent = await send.send_one(PERIOD, contender(), REQUEST)
+    assert sent is not None and sent.outcome is Outcome.OK
