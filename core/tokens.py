@@ -15,10 +15,12 @@ found the counter falls back to a documented **upper bound** (``exact = False``)
 one per special token. Every byte-level BPE token covers at least one byte, so the bound never
 undercounts; holds stay safe, and usage is then an overestimate (logged once at start-up).
 
-Chat prompts are rendered with the Llama-3 template, exactly::
+Chat prompts are rendered with the Llama-3 template, tools and earlier tool calls included
+(``protocol.prompts.render_llama3``, the dev chat model's own template)::
 
     <|begin_of_text|>
-    <|start_header_id|>{role}<|end_header_id|>\\n\\n{content}<|eot_id|>     (per message)
+    [<|start_header_id|>system<|end_header_id|>\\n\\n{tools preamble and list}<|eot_id|>]
+    <|start_header_id|>{role}<|end_header_id|>\\n\\n{content}{calls}<|eot_id|>   (per message)
     <|start_header_id|>assistant<|end_header_id|>\\n\\n
 
 Completion counts (what a miner delivered) are never computed here: they are the number of
@@ -43,6 +45,8 @@ from typing import Any, Protocol
 
 from core.errors import InvalidRequest
 from protocol.catalog import Catalog, Task
+from protocol.prompts import Turn, render_llama3
+from protocol.tool_calls import ToolFormat
 
 log = logging.getLogger(__name__)
 
@@ -50,16 +54,10 @@ BEGIN = "<|begin_of_text|>"
 HEADER_START = "<|start_header_id|>"
 HEADER_END = "<|end_header_id|>"
 EOT = "<|eot_id|>"
-# Tokens a Llama-3 chat prompt adds around each message and for the assistant header, for a
-# tokenizer with one token per byte: start(1) + end(1) + "\n\n"(2) + eot(1).
-_PER_MESSAGE = 5
-_ASSISTANT_HEADER = 1 + len(b"assistant") + 1 + 2
 # An embedding model adds a leading and a trailing special token ([CLS] ... [SEP]).
 _EMBEDDING_SPECIALS = 2
 # ``builtin:bytes``: ids 0-255 are the bytes, then the six specials below.
 BYTE_VOCAB_SIZE = 256 + 6
-
-ChatTurns = Sequence[tuple[str, str]]
 
 
 class TokenCounter(Protocol):
@@ -70,8 +68,11 @@ class TokenCounter(Protocol):
     exact: bool
     vocab_size: int | None
 
-    def chat(self, messages: ChatTurns) -> int:
-        """A chat prompt rendered with the Llama-3 template, generation header included."""
+    def chat(
+        self, turns: Sequence[Turn], tools: Sequence[Any] = (), fmt: ToolFormat = "hermes"
+    ) -> int:
+        """A chat prompt rendered with the Llama-3 template (tools as plain JSON-able
+        definitions), generation header included."""
 
     def prompt(self, text: str) -> int:
         """A completion prompt (with the begin-of-text token)."""
@@ -111,25 +112,16 @@ class ByteTokenCounter:
         self.exact = exact
         self.vocab_size = BYTE_VOCAB_SIZE if exact else None
 
-    def chat(self, messages: ChatTurns) -> int:
-        total = 1 + _ASSISTANT_HEADER
-        for role, content in messages:
-            total += _PER_MESSAGE + _utf8_len(role) + _utf8_len(content)
-        return total
+    def chat(
+        self, turns: Sequence[Turn], tools: Sequence[Any] = (), fmt: ToolFormat = "hermes"
+    ) -> int:
+        return _utf8_len(render_llama3(turns, tools, fmt))
 
     def prompt(self, text: str) -> int:
         return 1 + _utf8_len(text)
 
     def embedding_input(self, text: str) -> int:
         return _EMBEDDING_SPECIALS + _utf8_len(text)
-
-
-def render_llama3(messages: ChatTurns) -> str:
-    parts = [BEGIN]
-    for role, content in messages:
-        parts.append(f"{HEADER_START}{role}{HEADER_END}\n\n{content}{EOT}")
-    parts.append(f"{HEADER_START}assistant{HEADER_END}\n\n")
-    return "".join(parts)
 
 
 class JsonTokenCounter:
@@ -154,8 +146,10 @@ class JsonTokenCounter:
         encoding = self._tokenizer.encode(text, add_special_tokens=specials)
         return len(encoding.ids)
 
-    def chat(self, messages: ChatTurns) -> int:
-        return self._count(render_llama3(messages), specials=False)
+    def chat(
+        self, turns: Sequence[Turn], tools: Sequence[Any] = (), fmt: ToolFormat = "hermes"
+    ) -> int:
+        return self._count(render_llama3(turns, tools, fmt), specials=False)
 
     def prompt(self, text: str) -> int:
         return self._count(text, specials=True)

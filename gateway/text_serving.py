@@ -24,6 +24,7 @@ import msgspec
 from billing import Usage, estimate_chat
 from core.miners import StreamFailure, StreamReader, TextRules
 from core.miners.reader import C
+from core.miners.structured import Expectation
 from gateway.context import RequestContext
 from gateway.errors import error_response
 from gateway.events import ENCODER, error_event, stream_failure_event
@@ -53,6 +54,7 @@ class TextPlan(Generic[C]):
     __slots__ = (
         "body",
         "decode",
+        "expect",
         "kind",
         "max_tokens",
         "miner_request",
@@ -77,6 +79,7 @@ class TextPlan(Generic[C]):
         prompt_tokens: int,
         max_tokens: int,
         n: int,
+        expect: Expectation | None = None,
     ) -> None:
         self.kind = kind
         self.path = path
@@ -89,6 +92,8 @@ class TextPlan(Generic[C]):
         self.prompt_tokens = prompt_tokens
         self.max_tokens = max_tokens
         self.n = n
+        # The shape the answer must have (JSON, tool calls), checked when a choice ends.
+        self.expect = expect
 
     @property
     def estimate(self) -> Usage:
@@ -120,7 +125,7 @@ async def _read(exchange: Exchange, plan: TextPlan[C]) -> StreamReader[C]:
         plan.body,
         decode=plan.decode,
         ready=plan.ready,
-        rules=TextRules(n=plan.n, max_tokens=plan.max_tokens),
+        rules=TextRules(n=plan.n, max_tokens=plan.max_tokens, expect=plan.expect),
         prompt_tokens=plan.prompt_tokens,
         streaming=plan.stream,
     )

@@ -17,7 +17,7 @@ this package.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import msgspec
 
@@ -34,17 +34,41 @@ class EngineInputError(EngineError):
 # Text
 
 
+class ToolCallText(msgspec.Struct, frozen=True):
+    """A tool call an assistant made in an earlier turn (``arguments``: JSON text)."""
+
+    name: str
+    arguments: str
+
+
 class ChatTurn(msgspec.Struct, frozen=True):
     role: str
     content: str
+    tool_calls: tuple[ToolCallText, ...] = ()
+    tool_call_id: str | None = None
+
+
+class Constraint(msgspec.Struct, frozen=True):
+    """The shape the answer must take, decoded under a grammar (``inference.grammars``):
+    JSON under ``schema`` (JSON text; ``response_format``), or one call, written in
+    ``tool_format``, to one of ``tools`` ((name, parameters schema as JSON text);
+    ``tool_choice`` required or named). Built from the request by ``inference.requests``, so a
+    miner and the checker build the same grammar."""
+
+    schema: str | None = None
+    tools: tuple[tuple[str, str], ...] = ()
+    tool_format: Literal["hermes", "llama3_json"] = "hermes"
 
 
 class TextRequest(msgspec.Struct, frozen=True):
     """A generation request. Exactly one of ``messages`` (chat), ``prompt`` (text) or
-    ``prompt_ids`` (token ids) is set."""
+    ``prompt_ids`` (token ids) is set. ``tools`` (plain JSON definitions) are rendered into a
+    chat prompt by the model's template; ``constraint`` restricts what may be generated."""
 
     max_tokens: int
     messages: tuple[ChatTurn, ...] | None = None
+    tools: tuple[Any, ...] = ()
+    constraint: Constraint | None = None
     prompt: str | None = None
     prompt_ids: tuple[int, ...] | None = None
     temperature: float = 1.0

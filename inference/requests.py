@@ -5,16 +5,22 @@ checker rebuilds the very same engine request from the request the miner was sen
 the answer, so this mapping is the contract (the miner's ``miner_server.textmap`` delegates to
 it). Pure functions, no web framework. Choices:
 
-- chat content parts are text only, joined with ``"\\n"`` (as vLLM does); roles pass unchanged;
+- the conversation is read by ``protocol.prompts.turns_of`` (as the gateway reads it): text
+  content parts joined with ``"\\n"`` (as vLLM does), the tool calls of assistant turns, the
+  call a tool message answers; function ``tools`` go to the model's chat template as plain JSON
+  (``chat_prompt_ids``: one rendering for every local engine, hence the checker too);
+- ``response_format`` ``json_object`` / ``json_schema`` and ``tool_choice`` ``required`` / a
+  named function become a ``Constraint`` (decoded under a grammar: ``inference.grammars``) in
+  the task's ``tool_format``;
 - ``max_tokens``: chat takes the smaller of ``max_completion_tokens`` and ``max_tokens``; when
   neither is sent, the task's ``text.max_output_tokens`` capped by what the context leaves after
   the prompt; completions default to 16 as OpenAI does; more than ``max_output_tokens`` is
   refused;
 - temperature and top_p default to 1.0; ``top_logprobs`` (chat) or ``logprobs`` (completions)
   set how many alternatives each token shows;
-- refused, naming the field: tools and functions, JSON response formats, non-zero penalties,
-  ``logit_bias``, non-text content, ``echo``, ``suffix``, ``best_of`` ≠ ``n``, completions prompt
-  batches, more than the task's ``max_n`` choices;
+- refused, naming the field: tools for a model without a tool format, ``functions``,
+  non-zero penalties, ``logit_bias``, non-text content, ``echo``, ``suffix``, ``best_of`` ≠
+  ``n``, completions prompt batches, more than the task's ``max_n`` choices;
 - images: ``size`` one of the task's sizes (``auto`` or absent: its default), ``steps`` at most
   ``max_steps`` (absent: ``default_steps``), ``n`` at most ``max_n``, the task's guidance scale
   unless the request names one, image ``i`` drawn with ``seed + i``; edits carry the base64
@@ -29,17 +35,27 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import random
 from collections.abc import Callable
+from typing import Any
 
 import msgspec
 
-from inference.base import ChatTurn, EngineInputError, ImageRequest, TextRequest
+from inference.base import (
+    ChatTurn,
+    Constraint,
+    EngineInputError,
+    ImageRequest,
+    TextRequest,
+    ToolCallText,
+)
 from protocol.catalog import ImageSpec, TextSpec, parse_size
 from protocol.miner import MinerChatRequest, MinerCompletionRequest, MinerImageEditRequest
-from protocol.openai.chat import ChatMessage, RefusalPart, TextPart
+from protocol.openai.chat import FunctionTool, NamedToolChoice
 from protocol.openai.images import ImageGenerationRequest
 from protocol.openai.shapes import LooseTexts, ShapeError, prompt_of
+from protocol.prompts import PromptError, turns_of
 
 COMPLETIONS_DEFAULT_MAX_TOKENS = 16
 MAX_IMAGE_SEED = 2**32 - 1
@@ -84,12 +100,89 @@ def chat_text_request(
     body: MinerChatRequest, spec: TextSpec, count_prompt: CountPrompt
 ) -> TextRequest:
     """The engine request a chat completion request stands for."""
-    _refuse_chat_features(body)
-    turns = tuple(_turn(index, message) for index, message in enumerate(body.messages))
+    _refuse_chat_features(body, spec)
+    try:
+        read = turns_of(body.messages)
+    except PromptError as exc:
+        if exc.unsupported:
+            raise _unsupported(exc.param, f": {exc}") from None
+        raise RequestRefused(str(exc), param=exc.param) from None
+    turns = tuple(
+        ChatTurn(
+            role=turn.role,
+            content=turn.content,
+            tool_calls=tuple(ToolCallText(c.name, c.arguments) for c in turn.tool_calls),
+            tool_call_id=turn.tool_call_id,
+        )
+        for turn in read
+    )
     requested = _smaller(body.max_completion_tokens, body.max_tokens)
     param = "max_completion_tokens" if body.max_completion_tokens is not None else "max_tokens"
-    request = _request(body, spec, body.top_logprobs or 0, messages=turns)
+    request = msgspec.structs.replace(
+        _request(body, spec, body.top_logprobs or 0, messages=turns),
+        tools=tuple(msgspec.to_builtins(tool) for tool in body.tools or ()),
+        constraint=constraint_of(body, spec),
+    )
     return _with_max_tokens(request, requested, None, spec, count_prompt, param)
+
+
+def constraint_of(body: MinerChatRequest, spec: TextSpec) -> Constraint | None:
+    """The grammar a chat request decodes under, if any (see ``Constraint``)."""
+    fmt = spec.tool_format or "hermes"
+    form = body.response_format
+    if form is not None and form.type in ("json_object", "json_schema"):
+        schema = form.json_schema.schema if form.json_schema is not None else None
+        return Constraint(schema=json.dumps(schema or {"type": "object"}), tool_format=fmt)
+    choice = body.tool_choice
+    if not body.tools or (choice not in ("required",) and not isinstance(choice, NamedToolChoice)):
+        return None
+    tools = tuple(
+        (tool.function.name, json.dumps(tool.function.parameters or {"type": "object"}))
+        for tool in body.tools
+        if isinstance(tool, FunctionTool)
+        and (not isinstance(choice, NamedToolChoice) or tool.function.name == choice.function.name)
+    )
+    return Constraint(tools=tools, tool_format=fmt)
+
+
+def chat_prompt_ids(tokenizer: Any, request: TextRequest) -> list[int]:
+    """The prompt's token ids as the model sees them: the model's chat template (with the
+    request's tools) and a generation prompt for ``messages``; the tokenizer with its special
+    tokens (BOS) for ``prompt``; ``prompt_ids`` as they are. The one rendering every local
+    engine uses, so a miner and the checker see the same prompt."""
+    if request.prompt_ids is not None:
+        return list(request.prompt_ids)
+    if request.messages is None:
+        return list(tokenizer.encode(request.prompt or "", add_special_tokens=True))
+    if not getattr(tokenizer, "chat_template", None):
+        raise EngineInputError("this model has no chat template")
+    conversation = [_message(turn) for turn in request.messages]
+    try:
+        text = tokenizer.apply_chat_template(
+            conversation,
+            tools=list(request.tools) or None,
+            add_generation_prompt=True,
+            tokenize=False,
+        )
+    except Exception as exc:  # jinja raises for conversations a template refuses
+        raise EngineInputError(f"chat template rejected the messages: {exc}") from exc
+    return list(tokenizer.encode(text, add_special_tokens=False))
+
+
+def _message(turn: ChatTurn) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": turn.role, "content": turn.content}
+    if turn.tool_calls:
+        message["tool_calls"] = [
+            {
+                "id": f"call_{index}",
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments},
+            }
+            for index, call in enumerate(turn.tool_calls)
+        ]
+    if turn.tool_call_id is not None:
+        message["tool_call_id"] = turn.tool_call_id
+    return message
 
 
 def completion_text_request(
@@ -198,45 +291,24 @@ def _refuse_common(
         raise _unsupported("logit_bias")
 
 
-def _refuse_chat_features(body: MinerChatRequest) -> None:
+def _refuse_chat_features(body: MinerChatRequest, spec: TextSpec) -> None:
     _refuse_common(body.frequency_penalty, body.presence_penalty, body.logit_bias)
-    if body.tools:
-        raise _unsupported("tools")
-    if body.tool_choice is not None and body.tool_choice != "none":
-        raise _unsupported("tool_choice")
+    if body.tools and spec.tool_format is None:
+        raise _unsupported("tools", " by this model")
+    if any(not isinstance(tool, FunctionTool) for tool in body.tools or ()):
+        raise _unsupported("tools", " (other than function tools)")
+    choice = body.tool_choice
+    if choice is not None and not isinstance(choice, str | NamedToolChoice):
+        raise _unsupported("tool_choice", " (other than none, auto, required, a function)")
     if body.functions:
         raise _unsupported("functions")
     if body.function_call is not None and body.function_call != "none":
         raise _unsupported("function_call")
-    if body.response_format is not None and body.response_format.type != "text":
-        raise _unsupported("response_format", " (only type `text`)")
     for name in ("audio", "prediction", "web_search_options"):
         if getattr(body, name) is not None:
             raise _unsupported(name)
     if body.modalities and any(modality != "text" for modality in body.modalities):
         raise _unsupported("modalities", " (only `text`)")
-
-
-def _turn(index: int, message: ChatMessage) -> ChatTurn:
-    where = f"messages[{index}]"
-    if message.role == "tool" or message.tool_call_id is not None:
-        raise _unsupported(f"{where}.role", " (tool messages)")
-    if message.tool_calls or message.function_call is not None:
-        raise _unsupported(f"{where}.tool_calls")
-    content = message.content
-    if content is None:
-        return ChatTurn(role=message.role, content="")
-    if isinstance(content, str):
-        return ChatTurn(role=message.role, content=content)
-    texts: list[str] = []
-    for position, part in enumerate(content):
-        if isinstance(part, TextPart):
-            texts.append(part.text)
-        elif isinstance(part, RefusalPart):
-            texts.append(part.refusal)
-        else:
-            raise _unsupported(f"{where}.content[{position}]", " (only text parts)")
-    return ChatTurn(role=message.role, content="\n".join(texts))
 
 
 # ---------------------------------------------------------------------------------------------

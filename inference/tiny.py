@@ -33,6 +33,8 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from protocol.prompts import TOOLS_PREAMBLE
+
 TINY_LLAMA_VERSION = 1
 TINY_LLAMA_SEED = 1234
 LM_HEAD_SCALE = 200.0
@@ -52,10 +54,21 @@ EOT = "<|eot_id|>"
 PAD = "<pad>"
 SPECIAL_TOKENS = (BOS, END_OF_TEXT, START_HEADER, END_HEADER, EOT, PAD)
 
-LLAMA3_CHAT_TEMPLATE = (
-    "{{ bos_token }}{% for message in messages %}"
-    "<|start_header_id|>{{ message['role'] }}<|end_header_id|>\n\n"
-    "{{ message['content'] }}<|eot_id|>{% endfor %}"
+# The Llama 3 layout, with tools in the ``hermes`` format: a system block listing them, and an
+# assistant's calls as <tool_call> blocks. ``protocol.prompts.render_llama3`` renders the same
+# text (the gateway counts prompt tokens with it; a test holds the two equal).
+CHAT_TEMPLATE = (
+    "{{ bos_token }}{% if tools %}<|start_header_id|>system<|end_header_id|>\n\n"
+    + TOOLS_PREAMBLE
+    + "{% for tool in tools %}{{ '\\n' }}{{ tool | tojson }}{% endfor %}"
+    "{{ '\\n' }}</tools><|eot_id|>{% endif %}"
+    "{% for message in messages %}<|start_header_id|>{{ message['role'] }}<|end_header_id|>\n\n"
+    "{% if message['content'] %}{{ message['content'] }}{% endif %}"
+    "{% for call in message['tool_calls'] or [] %}"
+    "<tool_call>{\"name\": {{ call['function']['name'] | tojson }}, \"arguments\": "
+    "{% if call['function']['arguments'] is string %}{{ call['function']['arguments'] }}"
+    "{% else %}{{ call['function']['arguments'] | tojson }}{% endif %}}</tool_call>{% endfor %}"
+    "<|eot_id|>{% endfor %}"
     "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}"
 )
 
@@ -123,7 +136,7 @@ def build_tiny_tokenizer() -> Any:
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=backend, bos_token=BOS, eos_token=EOT, pad_token=PAD
     )
-    tokenizer.chat_template = LLAMA3_CHAT_TEMPLATE
+    tokenizer.chat_template = CHAT_TEMPLATE
     return tokenizer
 
 

@@ -38,6 +38,8 @@ from inference.base import (
     TokenEvent,
     TopToken,
 )
+from inference.grammars import Grammars
+from inference.requests import chat_prompt_ids
 from inference.sampling import IncrementalDetokenizer, TokenTable, sample_token
 from inference.stops import StopMatcher
 from inference.thread import EngineThread
@@ -81,6 +83,7 @@ class TransformersTextEngine:
         self._table: TokenTable | None = None
         self._cache_kwarg = "past_key_values"
         self._eos: frozenset[int] = frozenset()
+        self._grammars: Grammars | None = None
         self.context_length = 0
 
     @classmethod
@@ -148,29 +151,22 @@ class TransformersTextEngine:
         self._loaded()
         return self._tokenizer
 
+    def grammars(self) -> Grammars:
+        """This model's grammars (``inference.grammars``), built on first use."""
+        if self._grammars is None:
+            self._grammars = Grammars(
+                self._loaded_tokenizer(), vocab_size=self.vocab_size, stop_ids=self._eos
+            )
+        return self._grammars
+
     def token_text(self, token_id: int) -> str:
         self._loaded()
         assert self._table is not None
         return self._table.text(token_id)
 
     def prompt_ids(self, request: TextRequest) -> list[int]:
-        """The prompt's token ids as the model sees them: the chat template with a generation
-        prompt for ``messages``, the tokenizer with its special tokens (BOS) for ``prompt``."""
-        tokenizer = self._loaded_tokenizer()
-        if request.prompt_ids is not None:
-            return list(request.prompt_ids)
-        if request.messages is not None:
-            if not getattr(tokenizer, "chat_template", None):
-                raise EngineInputError(f"model {self.model_ref!r} has no chat template")
-            conversation = [{"role": t.role, "content": t.content} for t in request.messages]
-            try:
-                text = tokenizer.apply_chat_template(
-                    conversation, add_generation_prompt=True, tokenize=False
-                )
-            except Exception as exc:  # jinja raises for conversations a template refuses
-                raise EngineInputError(f"chat template rejected the messages: {exc}") from exc
-            return list(tokenizer.encode(text, add_special_tokens=False))
-        return list(tokenizer.encode(request.prompt or "", add_special_tokens=True))
+        """The prompt's token ids as the model sees them (``chat_prompt_ids``)."""
+        return chat_prompt_ids(self._loaded_tokenizer(), request)
 
     def count_prompt_tokens(self, request: TextRequest) -> int:
         return len(self.prompt_ids(request))
@@ -309,11 +305,18 @@ class TransformersTextEngine:
         model, table = self._loaded(), self._table
         assert table is not None
         matcher = StopMatcher(request.stop)
+        grammar = self.grammars().matcher(request.constraint) if request.constraint else None
         detokenizer = IncrementalDetokenizer(self._tokenizer, prompt, table=table)
         finish: Literal["stop", "length"] = "length"
         for step in range(request.max_tokens):
             logprobs = torch.log_softmax(logits, dim=-1)
+            if grammar is not None:
+                # Sampled under the grammar; the reported logprobs stay the model's own.
+                logits = logits.clone()
+                grammar.mask(logits)
             token = sample_token(logits, request.temperature, request.top_p, generator)
+            if grammar is not None and not grammar.accept(token):
+                raise EngineError(f"the grammar refused the sampled token {token}")
             top: tuple[TopToken, ...] = ()
             if request.top_logprobs:
                 values, indices = torch.topk(logprobs, request.top_logprobs)

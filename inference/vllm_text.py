@@ -41,6 +41,7 @@ from inference.base import (
     TokenEvent,
     TopToken,
 )
+from inference.requests import chat_prompt_ids
 from inference.sampling import TokenTable
 from protocol.catalog import EngineSpec, Task
 
@@ -167,18 +168,7 @@ class VllmTextEngine:
         tokenizer = self._tokenizer
         if tokenizer is None:
             raise EngineError("the engine is not started")
-        if request.prompt_ids is not None:
-            return list(request.prompt_ids)
-        if request.messages is not None:
-            conversation = [{"role": t.role, "content": t.content} for t in request.messages]
-            try:
-                text = tokenizer.apply_chat_template(
-                    conversation, add_generation_prompt=True, tokenize=False
-                )
-            except Exception as exc:  # jinja raises for conversations a template refuses
-                raise EngineInputError(f"chat template rejected the messages: {exc}") from exc
-            return list(tokenizer.encode(text, add_special_tokens=False))
-        return list(tokenizer.encode(request.prompt or "", add_special_tokens=True))
+        return chat_prompt_ids(tokenizer, request)
 
     def count_prompt_tokens(self, request: TextRequest) -> int:
         return len(self.prompt_ids(request))

@@ -67,6 +67,8 @@ class TextSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     tokenizer: str = "builtin:bytes"
     chat_template: Literal["llama3"] = "llama3"
     max_n: Annotated[int, Meta(ge=1, le=16)] = 4
+    # How the model writes tool calls (``protocol.tool_calls``); None: no tool calling.
+    tool_format: Literal["hermes", "llama3_json"] | None = None
     # The tokenizer's vocabulary (token ids a client may send are below it), for when the
     # tokenizer file itself is not available to the gateway; None: taken from the tokenizer.
     vocab_size: Annotated[int, Meta(ge=1)] | None = None

@@ -265,7 +265,7 @@ class MinerSender:
         self, state: DispatchState, path: str, call: TextCall
     ) -> tuple[Any, str | None]:
         body = _ENCODER.encode(call.request)
-        rules = TextRules(n=call.n, max_tokens=call.max_tokens)
+        rules = TextRules(n=call.n, max_tokens=call.max_tokens, expect=call.expect)
         idle_s = state.task.timeouts.idle_s
         reader: StreamReader[Any]
         if isinstance(call.request, MinerChatRequest):

@@ -13,9 +13,11 @@ Deadlines, per attempt (the task's ``timeouts``):
 
 Rules (``TextRules``), on every chunk: choice indexes within ``n``; token ids aligned with
 logprobs, every generated token with a logprob; no output for a choice after it finished; no
-more than ``max_tokens`` tokens per choice; every choice finished when the stream ends. Any
-violation or missed deadline raises ``StreamFailure`` (its ``outcome`` says which): the one
-failure type of a committed stream.
+more than ``max_tokens`` tokens per choice; every choice finished when the stream ends; and a
+choice that stopped on its own has the shape its request requires (``core.miners.structured``:
+JSON under a schema, the tool calls ``tool_choice`` asks for). Any violation or missed deadline
+raises ``StreamFailure`` (its ``outcome`` says which): the one failure type of a committed
+stream.
 
 ``StreamReader`` reads one opened stream to its end under these rules and records how it ended
 on the attempt (``OpenStream.finish``) exactly once, in ``end()``.
@@ -33,6 +35,7 @@ from core.miners.attempts import StreamFailure
 from core.miners.client import MinerStream, MinerTimeout
 from core.miners.stats import Outcome
 from core.miners.streams import OpenStream
+from core.miners.structured import Expectation
 from protocol.miner import MinerChatChunk, MinerCompletionChunk
 from protocol.records import GeneratedChoice, TextOutput
 
@@ -68,11 +71,20 @@ class TextRules:
     """The stream rules over the chat or completion chunks of one miner stream (``n``
     choices), accumulating the normalized ``output`` as they pass."""
 
-    __slots__ = ("_texts", "_unfinished", "completion_tokens", "max_tokens", "n", "output")
+    __slots__ = (
+        "_texts",
+        "_unfinished",
+        "completion_tokens",
+        "expect",
+        "max_tokens",
+        "n",
+        "output",
+    )
 
-    def __init__(self, *, n: int, max_tokens: int) -> None:
+    def __init__(self, *, n: int, max_tokens: int, expect: Expectation | None = None) -> None:
         self.n = n
         self.max_tokens = max_tokens
+        self.expect = expect
         self.output = TextOutput(choices=[GeneratedChoice(index=i) for i in range(n)])
         self.completion_tokens = 0
         self._texts: list[list[str]] = [[] for _ in range(n)]
@@ -134,6 +146,8 @@ class TextRules:
             raise _broken("the stream ended before every choice finished")
         for index, generated in enumerate(self.output.choices):
             generated.text = "".join(self._texts[index])
+            if self.expect is not None and generated.finish_reason == "stop":
+                self.expect.check(generated.text)
         return self.output
 
 

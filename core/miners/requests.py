@@ -17,13 +17,21 @@ from collections.abc import Sequence
 import msgspec
 
 from core.errors import InvalidRequest
+from core.miners.structured import Expectation, expectation
 from core.tokens import TokenCounter, check_token_ids
 from protocol.catalog import EmbeddingSpec, ImageSpec, Task, TextSpec, parse_size
 from protocol.miner import MinerChatRequest, MinerCompletionRequest, MinerEmbeddingList
-from protocol.openai.chat import ChatCompletionRequest, ChatMessage, StreamOptions, TextPart
+from protocol.openai.chat import (
+    ChatCompletionRequest,
+    ChatMessage,
+    FunctionCall,
+    StreamOptions,
+    ToolCall,
+)
 from protocol.openai.completions import CompletionRequest
 from protocol.openai.embeddings import EmbeddingRequest
 from protocol.openai.images import ImageEditFields, ImageGenerationRequest
+from protocol.prompts import PromptError, Turn, turns_of
 
 SEED_RANGE = 2**31
 MAX_IMAGE_SEED = 2**32 - 1
@@ -43,45 +51,44 @@ def seed_or_draw(seed: int | None) -> int:
 
 
 class TextCall(msgspec.Struct, frozen=True):
-    """A text request as the miner is sent it, with what the gateway bills and relays by."""
+    """A text request as the miner is sent it, with what the gateway bills and relays by, and
+    the shape its answer must have (``core.miners.structured``)."""
 
     request: MinerChatRequest | MinerCompletionRequest
     prompt_tokens: int
     max_tokens: int
     n: int
+    expect: Expectation | None = None
 
 
-def _message_text(index: int, message: ChatMessage) -> str:
-    where = f"messages[{index}]"
-    if message.role == "tool" or message.tool_call_id is not None:
-        raise unsupported(f"{where}.role", "Tool messages are not supported (no tool calling).")
-    if message.tool_calls:
-        raise unsupported(f"{where}.tool_calls", "Tool calls are not supported.")
-    if message.function_call is not None:
-        raise unsupported(f"{where}.function_call", "Function calls are not supported.")
-    content = message.content
-    if content is None:
-        if message.role == "assistant":
-            return ""
-        raise InvalidRequest(f"'{where}.content' is required.", param=f"{where}.content")
-    if isinstance(content, str):
-        return content
-    texts: list[str] = []
-    for position, part in enumerate(content):
-        if not isinstance(part, TextPart):
-            raise unsupported(
-                f"{where}.content[{position}]",
-                "Only text content parts are supported by this model.",
-            )
-        texts.append(part.text)
-    return "\n".join(texts)
+def turns(messages: list[ChatMessage]) -> list[Turn]:
+    """The conversation as the model reads it (``protocol.prompts.turns_of``), refusals as the
+    gateway's 400s."""
+    try:
+        return turns_of(messages)
+    except PromptError as exc:
+        if exc.unsupported:
+            raise unsupported(exc.param, str(exc)) from None
+        raise InvalidRequest(str(exc), param=exc.param) from None
 
 
-def turns_of(messages: list[ChatMessage]) -> list[tuple[str, str]]:
-    """(role, text) per message; ``developer`` is sent as ``system``."""
+def miner_messages(turns: list[Turn]) -> list[ChatMessage]:
+    """The normalised conversation as the miner is sent it."""
     return [
-        ("system" if message.role == "developer" else message.role, _message_text(i, message))
-        for i, message in enumerate(messages)
+        ChatMessage(
+            role=turn.role,  # type: ignore[arg-type]  # roles are the request's own
+            content=turn.content,
+            tool_calls=[
+                ToolCall(
+                    id=f"call_{index}_{position}",
+                    function=FunctionCall(name=call.name, arguments=call.arguments),
+                )
+                for position, call in enumerate(turn.tool_calls)
+            ]
+            or None,
+            tool_call_id=turn.tool_call_id,
+        )
+        for index, turn in enumerate(turns)
     ]
 
 
@@ -119,8 +126,9 @@ def chat_call(task: Task, request: ChatCompletionRequest, counter: TokenCounter)
     """The miner's chat request (streamed, with usage and logprobs; a seed when none was sent)."""
     text = task.text
     assert text is not None, "chat tasks have a text section (checked by the catalog)"
-    turns = turns_of(request.messages)
-    prompt_tokens = counter.chat(turns)
+    conversation = turns(request.messages)
+    tools = [msgspec.to_builtins(tool) for tool in request.tools or ()]
+    prompt_tokens = counter.chat(conversation, tools, text.tool_format or "hermes")
     requested, param = request.max_tokens, "max_tokens"
     if request.max_completion_tokens is not None and (
         requested is None or request.max_completion_tokens < requested
@@ -130,7 +138,7 @@ def chat_call(task: Task, request: ChatCompletionRequest, counter: TokenCounter)
     n = request.n or 1
     miner_request = MinerChatRequest(
         model=task.id,
-        messages=[ChatMessage(role=role, content=content) for role, content in turns],  # type: ignore[arg-type]
+        messages=miner_messages(conversation),
         max_tokens=max_tokens,
         temperature=request.temperature,
         top_p=request.top_p,
@@ -141,8 +149,13 @@ def chat_call(task: Task, request: ChatCompletionRequest, counter: TokenCounter)
         stream_options=StreamOptions(include_usage=True),
         logprobs=True,
         top_logprobs=request.top_logprobs or None,
+        tools=request.tools,
+        tool_choice=request.tool_choice,
+        parallel_tool_calls=request.parallel_tool_calls,
+        response_format=request.response_format,
     )
-    return TextCall(miner_request, prompt_tokens, max_tokens, n)
+    expect = expectation(miner_request, text.tool_format)
+    return TextCall(miner_request, prompt_tokens, max_tokens, n, expect)
 
 
 def completion_call(

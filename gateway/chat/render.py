@@ -7,6 +7,13 @@ its request, the role on the first delta of each choice, logprobs only when it a
 (``top_logprobs`` trimmed to its count), never the miner-only ``token_ids``, and with
 ``stream_options.include_usage`` a ``usage: null`` on every chunk then one final chunk with
 ``choices: []`` and the usage. Everything is re-encoded from the protocol Structs.
+
+With ``tool_format`` set (the request has tools and ``tool_choice`` is not ``none``), tool calls
+are read out of the completion text with that format (``protocol.tool_calls``): streamed, each
+call is one ``delta.tool_calls`` entry (index, id, type, name and the whole arguments) sent as
+soon as its text is complete, content outside calls flows as ``delta.content``; aggregated,
+``message.tool_calls`` with ``content`` null when nothing else was said. A choice that stopped
+after making calls finishes with ``tool_calls``.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from __future__ import annotations
 from msgspec import UNSET
 
 from gateway.events import ENCODER, encode_event, usage
+from gateway.ids import object_id
 from protocol.miner import MinerChatChunk
 from protocol.openai.chat import (
     AssistantMessage,
@@ -23,10 +31,15 @@ from protocol.openai.chat import (
     ChoiceLogprobs,
     ChunkChoice,
     ChunkDelta,
+    ChunkFunction,
+    ChunkToolCall,
     FinishReason,
+    FunctionCall,
+    ToolCall,
 )
 from protocol.openai.common import TokenLogprob
 from protocol.records import TextOutput
+from protocol.tool_calls import Call, CallSplitter, ToolFormat, split_calls
 
 
 class ChatRenderOptions:
@@ -39,6 +52,7 @@ class ChatRenderOptions:
         "n",
         "prompt_tokens",
         "stream",
+        "tool_format",
         "top_logprobs",
     )
 
@@ -54,6 +68,7 @@ class ChatRenderOptions:
         include_usage: bool,
         prompt_tokens: int,
         stream: bool,
+        tool_format: ToolFormat | None = None,
     ) -> None:
         self.id = id
         self.created = created
@@ -64,6 +79,7 @@ class ChatRenderOptions:
         self.include_usage = include_usage
         self.prompt_tokens = prompt_tokens
         self.stream = stream
+        self.tool_format = tool_format
 
 
 def trim_top(entries: list[TokenLogprob], k: int) -> list[TokenLogprob]:
@@ -82,9 +98,18 @@ def trim_top(entries: list[TokenLogprob], k: int) -> list[TokenLogprob]:
     ]
 
 
+def tool_call(call: Call) -> ToolCall:
+    return ToolCall(
+        id=object_id("call_"), function=FunctionCall(name=call.name, arguments=call.arguments)
+    )
+
+
 class ChatRenderer:
     def __init__(self, options: ChatRenderOptions) -> None:
         self.options = options
+        fmt = options.tool_format
+        self._splitters = [CallSplitter(fmt) for _ in range(options.n)] if fmt else None
+        self._calls_sent = [0] * options.n
         self._role_sent = [False] * options.n
         # Aggregate mode: the logprobs the client asked for, and the finish reasons.
         self._logprobs: list[list[TokenLogprob]] = [[] for _ in range(options.n)]
@@ -95,7 +120,8 @@ class ChatRenderer:
         logprobs and finish of that choice merged, in order), so a miner that flushes many
         small events at once does not cost one client event each."""
         options = self.options
-        merged: dict[int, tuple[list[str], list[TokenLogprob], list[FinishReason]]] = {}
+        splitters = self._splitters
+        merged: dict[int, _Parts] = {}
         for chunk in items:
             for choice in chunk.choices:
                 entries = choice.logprobs.content if choice.logprobs is not None else None
@@ -108,39 +134,64 @@ class ChatRenderer:
                     continue
                 parts = merged.get(choice.index)
                 if parts is None:
-                    parts = merged[choice.index] = ([], [], [])
+                    parts = merged[choice.index] = _Parts()
+                if splitters is not None:
+                    splitter = splitters[choice.index]
+                    if content:
+                        content, calls = splitter.feed(content)
+                        parts.calls.extend(calls)
+                    if choice.finish_reason is not None:
+                        tail, calls = splitter.finish()
+                        content = (content or "") + tail
+                        parts.calls.extend(calls)
                 if content:
-                    parts[0].append(content)
+                    parts.texts.append(content)
                 if entries and options.logprobs:
-                    parts[1].extend(entries)
+                    parts.entries.extend(entries)
                 if choice.finish_reason is not None:
-                    parts[2].append(choice.finish_reason)
+                    parts.finish.append(choice.finish_reason)
         if not merged:
             return b""
         return b"".join(
             encode_event(self._chunk([client]))
             for index, parts in merged.items()
-            if (client := self._client_choice(index, *parts)) is not None
+            if (client := self._client_choice(index, parts)) is not None
         )
 
-    def _client_choice(
-        self, index: int, texts: list[str], entries: list[TokenLogprob], finish: list[FinishReason]
-    ) -> ChunkChoice | None:
+    def _tool_deltas(self, index: int, calls: list[Call]) -> list[ChunkToolCall]:
+        first = self._calls_sent[index]
+        self._calls_sent[index] += len(calls)
+        return [
+            ChunkToolCall(
+                index=first + position,
+                id=object_id("call_"),
+                type="function",
+                function=ChunkFunction(name=call.name, arguments=call.arguments),
+            )
+            for position, call in enumerate(calls)
+        ]
+
+    def _client_choice(self, index: int, parts: _Parts) -> ChunkChoice | None:
         send_role = not self._role_sent[index]
-        if not (send_role or texts or entries or finish):
+        if not (send_role or parts.texts or parts.entries or parts.finish or parts.calls):
             return None
         self._role_sent[index] = True
-        content = "".join(texts)
+        content = "".join(parts.texts)
+        finish: FinishReason | None = parts.finish[-1] if parts.finish else None
+        calls = self._tool_deltas(index, parts.calls) if parts.calls else UNSET
+        if finish == "stop" and self._calls_sent[index]:
+            finish = "tool_calls"
         return ChunkChoice(
             index=index,
             delta=ChunkDelta(
                 role="assistant" if send_role else UNSET,
                 content=content if content or send_role else UNSET,
+                tool_calls=calls,
             ),
-            logprobs=ChoiceLogprobs(content=trim_top(entries, self.options.top_logprobs))
-            if entries
+            logprobs=ChoiceLogprobs(content=trim_top(parts.entries, self.options.top_logprobs))
+            if parts.entries
             else None,
-            finish_reason=finish[-1] if finish else None,
+            finish_reason=finish,
         )
 
     def _chunk(self, choices: list[ChunkChoice]) -> ChatCompletionChunk:
@@ -167,23 +218,46 @@ class ChatRenderer:
             return encode_event(final)
         return b""
 
+    def _choice(self, index: int, text: str) -> ChatChoice:
+        options = self.options
+        finish = self._finish[index]
+        message = AssistantMessage(role="assistant", content=text)
+        if options.tool_format is not None:
+            content, calls = split_calls(text, options.tool_format)
+            if calls:
+                message = AssistantMessage(
+                    role="assistant",
+                    content=content or None,
+                    tool_calls=[tool_call(call) for call in calls],
+                )
+                if finish == "stop":
+                    finish = "tool_calls"
+        return ChatChoice(
+            index=index,
+            message=message,
+            logprobs=ChoiceLogprobs(content=self._logprobs[index]) if options.logprobs else None,
+            finish_reason=finish,
+        )
+
     def response(self, output: TextOutput) -> bytes:
         options = self.options
         completion = ChatCompletion(
             id=options.id,
             created=options.created,
             model=options.model,
-            choices=[
-                ChatChoice(
-                    index=generated.index,
-                    message=AssistantMessage(role="assistant", content=generated.text),
-                    logprobs=ChoiceLogprobs(content=self._logprobs[generated.index])
-                    if options.logprobs
-                    else None,
-                    finish_reason=self._finish[generated.index],
-                )
-                for generated in output.choices
-            ],
+            choices=[self._choice(generated.index, generated.text) for generated in output.choices],
             usage=usage(options.prompt_tokens, output.completion_tokens),
         )
         return ENCODER.encode(completion)
+
+
+class _Parts:
+    """What one read brought for one choice (merged into one client chunk)."""
+
+    __slots__ = ("calls", "entries", "finish", "texts")
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+        self.entries: list[TokenLogprob] = []
+        self.finish: list[FinishReason] = []
+        self.calls: list[Call] = []

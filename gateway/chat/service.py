@@ -1,12 +1,15 @@
 """Validating a chat request and planning the miner call.
 
-Refused with a 400 naming the parameter: tools and functions, ``response_format`` other than
-text, non-zero penalties, ``logit_bias``, audio/image/file content, ``top_logprobs`` without
-``logprobs``, ``n`` above the task's ``max_n``, ``stream_options`` without ``stream``, and
-``max_tokens`` / ``max_completion_tokens`` beyond the task's output limit or context.
+Tools, ``tool_choice`` and ``response_format`` are checked by ``gateway.chat.tools``. Refused
+with a 400 naming the parameter: non-zero penalties, ``logit_bias``, audio/image/file content,
+``top_logprobs`` without ``logprobs``, ``n`` above the task's ``max_n``, ``stream_options``
+without ``stream``, and ``max_tokens`` / ``max_completion_tokens`` beyond the task's output
+limit or context.
 
 The miner is always asked to stream, with logprobs (``top_logprobs`` as the client asked) and
-a final usage chunk; a request without ``seed`` gets one (kept for the checker).
+a final usage chunk; a request without ``seed`` gets one (kept for the checker). Tool calls are
+read from the miner's completion text with the task's format (``protocol.tool_calls``) when the
+request has tools and ``tool_choice`` is not ``none``.
 """
 
 from __future__ import annotations
@@ -20,11 +23,12 @@ from core.errors import InvalidRequest
 from core.miners.reader import CHAT_CHUNK, chat_first_token
 from core.miners.requests import chat_call
 from gateway.chat.render import ChatRenderer, ChatRenderOptions
+from gateway.chat.tools import check_tools
 from gateway.context import RequestContext
 from gateway.ids import object_id
 from gateway.text_serving import TextPlan
 from gateway.validation import unsupported
-from protocol.catalog import Task, TextSpec
+from protocol.catalog import Task
 from protocol.miner import MinerChatChunk
 from protocol.openai.chat import ChatCompletionRequest
 
@@ -32,21 +36,10 @@ REQUEST = msgspec.json.Decoder(ChatCompletionRequest)
 MINER_PATH = "/v1/chat/completions"
 
 
-def _reject_tools(request: ChatCompletionRequest) -> None:
-    if request.tools:
-        raise unsupported("tools", "Tool calling is not supported.")
-    if request.tool_choice not in (None, "none"):
-        raise unsupported("tool_choice", "Tool calling is not supported.")
-    if request.functions:
-        raise unsupported("functions", "Function calling is not supported.")
-    if request.function_call not in (None, "none"):
-        raise unsupported("function_call", "Function calling is not supported.")
-
-
-def reject_unsupported(request: ChatCompletionRequest, text: TextSpec) -> None:
-    _reject_tools(request)
-    if request.response_format is not None and request.response_format.type != "text":
-        raise unsupported("response_format", "Only response_format type 'text' is supported.")
+def reject_unsupported(request: ChatCompletionRequest, task: Task) -> None:
+    text = task.text
+    assert text is not None
+    check_tools(request, task)
     for name in ("frequency_penalty", "presence_penalty"):
         if getattr(request, name):
             raise unsupported(name, f"{name} is not supported; send 0 or omit it.")
@@ -72,7 +65,7 @@ def plan_chat(
 ) -> TextPlan[MinerChatChunk]:
     text = task.text
     assert text is not None
-    reject_unsupported(request, text)
+    reject_unsupported(request, task)
     call = chat_call(task, request, ctx.gateway.counters[task.id])
     prompt_tokens, max_tokens, n = call.prompt_tokens, call.max_tokens, call.n
     top_logprobs = request.top_logprobs or 0
@@ -90,6 +83,7 @@ def plan_chat(
         ),
         prompt_tokens=prompt_tokens,
         stream=stream,
+        tool_format=text.tool_format if request.tools and request.tool_choice != "none" else None,
     )
     return TextPlan(
         kind="chat",
@@ -102,4 +96,5 @@ def plan_chat(
         prompt_tokens=prompt_tokens,
         max_tokens=max_tokens,
         n=n,
+        expect=call.expect,
     )

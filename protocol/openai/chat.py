@@ -1,8 +1,9 @@
 """`/v1/chat/completions`: the request as clients send it, the responses and chunks we return.
 
 Requests are validated strictly at the gateway (an unknown field is a 400 naming it, as OpenAI
-does). Fields OpenAI defines that no miner can honour (tools, JSON mode, penalties, logit bias)
-are parsed so the gateway can refuse them with a precise message instead of silently ignoring them.
+does). Function tools, ``tool_choice`` and the tool calls of earlier turns are typed here;
+fields OpenAI defines that the gateway refuses are parsed so it can say so precisely instead of
+silently ignoring them.
 """
 
 from __future__ import annotations
@@ -53,13 +54,73 @@ class RefusalPart(msgspec.Struct, tag="refusal", tag_field="type", forbid_unknow
 ContentPart = TextPart | ImageUrlPart | InputAudioPart | FilePart | RefusalPart
 
 
+MAX_TOOLS = 128
+MAX_TOOL_CALLS = 64
+ToolName = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+CallId = Annotated[str, Meta(min_length=1, max_length=256)]
+Arguments = Annotated[str, Meta(max_length=1_000_000)]
+
+
+class FunctionCall(msgspec.Struct, forbid_unknown_fields=True):
+    """A call as the model made it: ``arguments`` is JSON text."""
+
+    name: ToolName
+    arguments: Arguments
+
+
+class ToolCall(msgspec.Struct, forbid_unknown_fields=True):
+    id: CallId
+    function: FunctionCall
+    type: Literal["function"] = "function"
+
+
+class FunctionDefinition(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    name: ToolName
+    description: Annotated[str, Meta(max_length=100_000)] | None = None
+    # A JSON Schema object (checked by the gateway); absent: no arguments.
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class FunctionTool(msgspec.Struct, tag="function", tag_field="type", forbid_unknown_fields=True):
+    function: FunctionDefinition
+
+
+class CustomTool(msgspec.Struct, tag="custom", tag_field="type"):
+    custom: Any
+
+
+Tool = FunctionTool | CustomTool
+
+
+class NamedFunction(msgspec.Struct, forbid_unknown_fields=True):
+    name: ToolName
+
+
+class NamedToolChoice(msgspec.Struct, tag="function", tag_field="type", forbid_unknown_fields=True):
+    function: NamedFunction
+
+
+class AllowedToolsChoice(msgspec.Struct, tag="allowed_tools", tag_field="type"):
+    allowed_tools: Any
+
+
+class CustomToolChoice(msgspec.Struct, tag="custom", tag_field="type"):
+    custom: Any
+
+
+ToolChoice = (
+    Literal["none", "auto", "required"] | NamedToolChoice | AllowedToolsChoice | CustomToolChoice
+)
+
+
 class ChatMessage(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     role: Role
     content: str | list[ContentPart] | None = None
     name: str | None = None
     refusal: str | None = None
-    tool_calls: list[Any] | None = None
-    tool_call_id: str | None = None
+    tool_calls: Annotated[list[ToolCall], Meta(max_length=MAX_TOOL_CALLS)] | None = None
+    tool_call_id: CallId | None = None
     function_call: Any | None = None
 
 
@@ -68,9 +129,17 @@ class StreamOptions(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Tr
     include_obfuscation: bool | None = None
 
 
-class ResponseFormat(msgspec.Struct, omit_defaults=True):
+class JsonSchemaFormat(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    name: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+    description: str | None = None
+    # A JSON Schema object (checked by the gateway); absent: any JSON object.
+    schema: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class ResponseFormat(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     type: Literal["text", "json_object", "json_schema"]
-    json_schema: Any | None = None
+    json_schema: JsonSchemaFormat | None = None
 
 
 class ChatCompletionRequest(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -91,8 +160,8 @@ class ChatCompletionRequest(msgspec.Struct, forbid_unknown_fields=True, omit_def
     presence_penalty: Penalty | None = None
     logit_bias: dict[str, float] | None = None
     response_format: ResponseFormat | None = None
-    tools: list[Any] | None = None
-    tool_choice: Any | None = None
+    tools: Annotated[list[Tool], Meta(max_length=MAX_TOOLS)] | None = None
+    tool_choice: ToolChoice | None = None
     parallel_tool_calls: bool | None = None
     functions: list[Any] | None = None
     function_call: Any | None = None
@@ -126,6 +195,7 @@ class AssistantMessage(msgspec.Struct):
     role: Literal["assistant"]
     content: str | None
     refusal: str | None = None
+    tool_calls: list[ToolCall] | UnsetType = UNSET
 
 
 class ChatChoice(msgspec.Struct):
@@ -145,9 +215,25 @@ class ChatCompletion(msgspec.Struct):
     system_fingerprint: str | None = None
 
 
+class ChunkFunction(msgspec.Struct, omit_defaults=True):
+    name: str | UnsetType = UNSET
+    arguments: str | UnsetType = UNSET
+
+
+class ChunkToolCall(msgspec.Struct, omit_defaults=True):
+    """A streamed tool call: the first delta of call ``index`` carries its ``id``, ``type`` and
+    ``function.name``; ``function.arguments`` arrives in fragments to be concatenated."""
+
+    index: int
+    id: str | UnsetType = UNSET
+    type: Literal["function"] | UnsetType = UNSET
+    function: ChunkFunction | UnsetType = UNSET
+
+
 class ChunkDelta(msgspec.Struct, omit_defaults=True):
     role: Literal["assistant"] | UnsetType = UNSET
-    content: str | UnsetType = UNSET
+    content: str | UnsetType | None = UNSET
+    tool_calls: list[ChunkToolCall] | UnsetType = UNSET
 
 
 class ChunkChoice(msgspec.Struct):

@@ -143,7 +143,7 @@ async def test_unknown_model_and_bad_field(client: SignedClient) -> None:
         assert (await response.json())["error"]["param"] == "temperature"
     async with client.post(CHAT, chat_body(tools=[{"type": "function"}])) as response:
         assert response.status == 400
-        assert (await response.json())["error"]["param"] == "tools"
+        assert (await response.json())["error"]["param"] == "tools[0].function"
 
 
 class SlowEngine(InstantTextEngine):

@@ -16,10 +16,11 @@ from core.tokens import (
     JsonTokenCounter,
     load_task_counters,
     load_token_counter,
-    render_llama3,
     tokenizer_file,
 )
 from protocol.catalog import Catalog
+from protocol.prompts import Turn, render_llama3
+from protocol.tool_calls import Call
 
 SPECIALS = ("<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>")
 
@@ -40,15 +41,19 @@ def by_hand(rendered: str) -> int:
     return count
 
 
+def turns(pairs: list[tuple[str, str]]) -> list[Turn]:
+    return [Turn(role=role, content=content) for role, content in pairs]
+
+
 def test_render_llama3_exactly() -> None:
-    assert render_llama3([("user", "hi")]) == (
+    assert render_llama3(turns([("user", "hi")])) == (
         "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nhi<|eot_id|>"
         "<|start_header_id|>assistant<|end_header_id|>\n\n"
     )
 
 
 def test_byte_counter_single_turn() -> None:
-    assert ByteTokenCounter().chat([("user", "hi")]) == 25
+    assert ByteTokenCounter().chat(turns([("user", "hi")])) == 25
 
 
 @given(
@@ -58,9 +63,23 @@ def test_byte_counter_single_turn() -> None:
         max_size=5,
     )
 )
-def test_byte_counter_matches_the_rendered_template(turns: list[tuple[str, str]]) -> None:
+def test_byte_counter_matches_the_rendered_template(pairs: list[tuple[str, str]]) -> None:
     counter = ByteTokenCounter()
-    assert counter.chat(turns) == by_hand(render_llama3(turns))
+    assert counter.chat(turns(pairs)) == by_hand(render_llama3(turns(pairs)))
+
+
+def test_tools_and_earlier_calls_are_counted() -> None:
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+    history = [
+        Turn(role="user", content="hi"),
+        Turn(role="assistant", content="", tool_calls=(Call(name="f", arguments="{}"),)),
+        Turn(role="tool", content="ok", tool_call_id="c1"),
+    ]
+    counter = ByteTokenCounter()
+    rendered = render_llama3(history, [tool])
+    assert counter.chat(history, [tool]) == by_hand(rendered)
+    assert '<tool_call>{"name": "f", "arguments": {}}</tool_call>' in rendered
+    assert counter.chat(history, [tool]) > counter.chat(history)
 
 
 def test_prompt_and_embedding_counts() -> None:
@@ -96,7 +115,7 @@ def test_shipped_tokenizer_file_is_found_without_importing_the_package() -> None
 def test_missing_tokenizer_falls_back_to_the_upper_bound(spec: str) -> None:
     counter = load_token_counter(spec)
     assert not counter.exact
-    assert counter.chat([("user", "hi")]) == 25
+    assert counter.chat(turns([("user", "hi")])) == 25
 
 
 def test_file_tokenizer_and_chat_specials(tmp_path: Path) -> None:
@@ -113,8 +132,8 @@ def test_file_tokenizer_and_chat_specials(tmp_path: Path) -> None:
     tokenizer.save(str(tmp_path / "tokenizer.json"))
     counter = load_token_counter(f"file:{tmp_path}")
     assert counter.exact
-    turns = [("system", "Be brief."), ("user", "héllo wörld ✓")]
-    assert counter.chat(turns) == ByteTokenCounter().chat(turns)
+    conversation = turns([("system", "Be brief."), ("user", "héllo wörld ✓")])
+    assert counter.chat(conversation) == ByteTokenCounter().chat(conversation)
 
 
 def test_task_counters_share_tokenizers(dev_catalog: Catalog) -> None:

@@ -51,7 +51,7 @@ CHAT_400: list[tuple[Any, str | None]] = [
     (chat(messages=[{"role": "user", "content": 5}]), "messages[0].content"),
     (chat(messages=[{"role": "wizard", "content": "x"}]), "messages[0].role"),
     (chat(messages=[{"role": "user"}]), "messages[0].content"),
-    (chat(messages=[{"role": "tool", "content": "x", "tool_call_id": "1"}]), "messages[0].role"),
+    (chat(messages=[{"role": "tool", "content": "x"}]), "messages[0].tool_call_id"),
     (
         chat(
             messages=[
@@ -63,10 +63,10 @@ CHAT_400: list[tuple[Any, str | None]] = [
         ),
         "messages[0].content[0]",
     ),
-    (chat(tools=[{"type": "function", "function": {"name": "f"}}]), "tools"),
+    (chat(tools=[{"type": "custom", "custom": {"name": "f"}}]), "tools[0].type"),
     (chat(tool_choice="auto"), "tool_choice"),
     (chat(functions=[{"name": "f"}]), "functions"),
-    (chat(response_format={"type": "json_object"}), "response_format"),
+    (chat(response_format={"type": "json_schema"}), "response_format.json_schema"),
     (chat(frequency_penalty=0.5), "frequency_penalty"),
     (chat(presence_penalty=-1), "presence_penalty"),
     (chat(logit_bias={"1": 2.0}), "logit_bias"),

@@ -40,10 +40,10 @@ def envelope(response) -> dict:
         (chat(messages=[{"role": "wizard", "content": "x"}]), "messages[0].role"),
         (chat(messages=[{"content": "x"}]), "messages[0].role"),
         ({"messages": [{"role": "user", "content": "x"}]}, "model"),
-        (chat(tools=[{"type": "function"}]), "tools"),
+        (chat(tools=[{"type": "function"}]), "tools[0].function"),
         (chat(logit_bias={"1": 5}), "logit_bias"),
         (chat(frequency_penalty=1.0), "frequency_penalty"),
-        (chat(response_format={"type": "json_object"}), "response_format"),
+        (chat(response_format={"type": "xml"}), "response_format.type"),
         (chat(max_tokens=100_000), "max_tokens"),
     ],
 )

@@ -103,12 +103,10 @@ def test_include_usage_needs_stream(task) -> None:
 @pytest.mark.parametrize(
     ("fields", "param"),
     [
-        ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
-        ({"tool_choice": "auto"}, "tool_choice"),
+        ({"tools": [{"type": "custom", "custom": {"name": "f"}}]}, "tools"),
+        ({"tool_choice": {"type": "allowed_tools", "allowed_tools": {}}}, "tool_choice"),
         ({"functions": [{"name": "f"}]}, "functions"),
         ({"function_call": "auto"}, "function_call"),
-        ({"response_format": {"type": "json_object"}}, "response_format"),
-        ({"response_format": {"type": "json_schema", "json_schema": {}}}, "response_format"),
         ({"frequency_penalty": 0.5}, "frequency_penalty"),
         ({"presence_penalty": -1}, "presence_penalty"),
         ({"logit_bias": {"50256": -100}}, "logit_bias"),
@@ -131,12 +129,23 @@ def test_include_usage_needs_stream(task) -> None:
             },
             "messages[0].content[1]",
         ),
+        ({"messages": [{"role": "tool", "content": "42"}]}, "messages[0].tool_call_id"),
         (
-            {"messages": [{"role": "tool", "content": "42", "tool_call_id": "c1"}]},
-            "messages[0].role",
-        ),
-        (
-            {"messages": [{"role": "assistant", "content": None, "tool_calls": [{"id": "c1"}]}]},
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": "x",
+                        "tool_calls": [
+                            {
+                                "id": "c1",
+                                "type": "function",
+                                "function": {"name": "f", "arguments": "{}"},
+                            }
+                        ],
+                    }
+                ]
+            },
             "messages[0].tool_calls",
         ),
     ],
