@@ -204,6 +204,8 @@ async def running_billing(
                 sweeper.cancel()
 
         push_bounded(stack, "hold sweeper", stop_sweeper, timeout_s=15.0)
+        # Last in, first out: the settles still running are waited for, then the batches.
+        push_bounded(stack, "billing batches", billing.service.drain, timeout_s=15.0)
         push_bounded(stack, "pending settles", billing.access.drain, timeout_s=15.0)
         yield billing
 
