@@ -9,7 +9,7 @@ from litestar.response import Redirect, Template
 
 from billing import AccountInfo, BillingNotFound
 from web.auth import admins_only, staff_only
-from web.charts import bar_chart, line_chart
+from web.charts import TOKENS, bar_chart, line_chart
 from web.controllers.common import (
     RANGES,
     Req,
@@ -23,7 +23,7 @@ from web.controllers.common import (
 from web.controllers.customer_usage import usage_charts
 from web.forms import FormError, choice, credits, text
 from web.keyforms import key_status
-from web.render import credits_axis, credits_text, page, redirect
+from web.render import CREDITS_AXIS, credits_text, page, redirect
 from web.reports import Totals, day_range
 from web.sessions import SignedIn
 from web.state import Dashboard
@@ -63,13 +63,13 @@ async def admin_overview(request: Req, dash: Dashboard, me: SignedIn) -> Templat
         revenue_chart=bar_chart(
             f"Revenue (credits charged) per day, last {days} days",
             series([d.totals.cost for d in daily]),
-            credits_axis,
+            CREDITS_AXIS,
         ),
         requests_chart=bar_chart(
             f"Requests per day, last {days} days", series([d.totals.requests for d in daily])
         ),
         tokens_chart=line_chart(
-            f"Tokens per day, last {days} days", series([d.totals.tokens for d in daily])
+            f"Tokens per day, last {days} days", series([d.totals.tokens for d in daily]), TOKENS
         ),
         errors_chart=bar_chart(
             f"Failed requests per day, last {days} days", series([d.totals.errors for d in daily])

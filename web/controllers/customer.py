@@ -21,7 +21,7 @@ from web.controllers.common import (
 )
 from web.forms import FormError
 from web.keyforms import key_status, parse_key_form
-from web.render import credits_axis, page, redirect
+from web.render import CREDITS_AXIS, page, redirect
 from web.reports import Totals, day_range
 from web.sessions import SignedIn
 from web.state import Dashboard
@@ -55,7 +55,7 @@ async def overview(request: Req, dash: Dashboard, me: SignedIn) -> Template:
         spend_chart=bar_chart(
             "Credits spent per day, last 30 days",
             [(d.day.isoformat(), d.totals.cost) for d in daily],
-            credits_axis,
+            CREDITS_AXIS,
         ),
         active_keys=sum(1 for k in keys if key_status(k, current) == "active"),
         base_url=api_base(request, dash),

@@ -11,7 +11,7 @@ from litestar.response import Redirect, Template
 from billing.schemas import CheckoutRequest
 from core.errors import InvalidRequest
 from web.auth import customers_only
-from web.charts import bar_chart, line_chart
+from web.charts import TOKENS, bar_chart, line_chart
 from web.controllers.common import (
     RANGES,
     Req,
@@ -23,7 +23,7 @@ from web.controllers.common import (
     today,
 )
 from web.forms import FormError, whole
-from web.render import credits_axis, page
+from web.render import CREDITS_AXIS, page
 from web.reports import DayTotals, Totals, day_range
 from web.sessions import SignedIn
 from web.state import Dashboard
@@ -43,7 +43,7 @@ def usage_charts(daily: list[DayTotals], days: int) -> dict[str, Any]:
         "cost_chart": bar_chart(
             f"Credits spent per day, last {days} days",
             list(zip(labels, [d.totals.cost for d in daily], strict=True)),
-            credits_axis,
+            CREDITS_AXIS,
         ),
         "requests_chart": bar_chart(
             f"Requests per day, last {days} days",
@@ -52,6 +52,7 @@ def usage_charts(daily: list[DayTotals], days: int) -> dict[str, Any]:
         "tokens_chart": line_chart(
             f"Tokens per day, last {days} days",
             list(zip(labels, [d.totals.tokens for d in daily], strict=True)),
+            TOKENS,
         ),
     }
 

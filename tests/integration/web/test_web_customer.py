@@ -197,7 +197,7 @@ async def test_stripe_top_up(
         assert delivered.status_code == 200
         back = await client.get("/dashboard/billing?checkout=success")
         assert "Payment received" in back.text
-        assert re.search(r'id="balance">12\.00<', back.text), back.text
+        assert re.search(r'id="balance">12\.000000<', back.text), back.text
         assert "topup" in back.text
     finally:
         await client.aclose()
