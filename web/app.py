@@ -43,6 +43,7 @@ from web.controllers import (
     admin_site,
     customer,
     customer_usage,
+    once,
     public,
 )
 from web.errors import CsrfRejected, error_handler
@@ -72,6 +73,7 @@ ROUTES = [
     customer.update_key,
     customer.rotate_key,
     customer.revoke_key,
+    once.once_view,
     customer_usage.usage,
     customer_usage.requests,
     customer_usage.billing,

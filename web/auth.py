@@ -94,12 +94,13 @@ def cookie(
     value: str,
     *,
     max_age: int | None,
+    path: str = "",
 ) -> Cookie:
-    """HttpOnly, SameSite=Lax, Path=<mount>, Secure per ``web.secure_cookies``."""
+    """HttpOnly, SameSite=Lax, Path=<mount> (or ``path``), Secure per ``web.secure_cookies``."""
     return Cookie(
         key=key,
         value=value,
-        path=dash.mount_path or "/",
+        path=path or dash.mount_path or "/",
         max_age=max_age,
         httponly=True,
         samesite="lax",
@@ -108,9 +109,9 @@ def cookie(
 
 
 def expired_cookie(
-    dash: Dashboard, connection: ASGIConnection[Any, Any, Any, Any], key: str
+    dash: Dashboard, connection: ASGIConnection[Any, Any, Any, Any], key: str, path: str = ""
 ) -> Cookie:
-    return cookie(dash, connection, key, "", max_age=0)
+    return cookie(dash, connection, key, "", max_age=0, path=path)
 
 
 class SessionMiddleware:

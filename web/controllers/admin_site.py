@@ -12,6 +12,7 @@ from protocol.catalog import Price
 from web.auth import admins_only, staff_only
 from web.controllers.admin_keys import invitation_link
 from web.controllers.common import Req, ip_of, now, positive_id
+from web.controllers.once import show_once
 from web.forms import FormError, checked, choice, credits, text
 from web.render import credits_text, page, redirect
 from web.sessions import SignedIn
@@ -81,7 +82,7 @@ async def reset_price(request: Req, dash: Dashboard, me: SignedIn) -> Redirect:
 
 
 async def _users_page(
-    request: Req, dash: Dashboard, *, status: int = 200, error: str = "", link: str = ""
+    request: Req, dash: Dashboard, *, status: int = 200, error: str = ""
 ) -> Template:
     return page(
         request,
@@ -94,7 +95,6 @@ async def _users_page(
         invitations=await dash.invitations.pending(),
         now=now(),
         error=error,
-        link=link,
     )
 
 
@@ -104,7 +104,7 @@ async def users(request: Req, dash: Dashboard, me: SignedIn) -> Template:
 
 
 @post("/admin/users/invite", guards=[admins_only])
-async def invite_staff(request: Req, dash: Dashboard, me: SignedIn) -> Template:
+async def invite_staff(request: Req, dash: Dashboard, me: SignedIn) -> Template | Redirect:
     form = await request.form()
     try:
         email = text(form, "email", required=True, max_length=100)
@@ -121,11 +121,15 @@ async def invite_staff(request: Req, dash: Dashboard, me: SignedIn) -> Template:
         detail=f"email={invitation.email} role={role}",
         ip=ip_of(request, dash),
     )
-    response = await _users_page(
-        request, dash, status=201, link=invitation_link(request, dash, token)
+    return await show_once(
+        request,
+        dash,
+        me,
+        "invite",
+        invitation_link(request, dash, token),
+        subject_id=invitation.id,
+        back="/admin/users",
     )
-    response.headers["cache-control"] = "no-store"
-    return response
 
 
 @post("/admin/users/{user_id:int}/{action:str}", guards=[admins_only])

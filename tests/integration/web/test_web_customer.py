@@ -21,6 +21,7 @@ from tests.integration.web.conftest import Clients, Users, signed_in
 from tests.integration.web.test_web_operator import secret_of
 from tests.support.dashboard import FormClient, build_app, key_works, spend, web_settings
 from tests.support.stripe_stub import StripeStub, event, payload_of, sign
+from web import UserService
 
 WEBHOOK_SECRET = "whsec_test_" + "d" * 24
 
@@ -58,17 +59,17 @@ async def test_empty_states_say_what_to_do(
 
 async def test_keys_and_rotation(billing: Billing, users: Users, clients: Clients) -> None:
     account_id, client = await _customer(billing, users, clients)
-    created = await client.post_form(
+    created = await client.post_once(
         "/dashboard/keys", {"name": "laptop", "rpm": "1", "tpm": "1", "monthly_cap": "3"}
     )
-    assert created.status_code == 201 and "shown only once" in created.text
+    assert created.status_code == 200 and "shown only once" in created.text
     secret = secret_of(created.text)
     [key] = await billing.keys.list_keys(account_id)
     # Customers cannot set the validator's rate limits: the defaults stay.
     assert key.rpm_limit == BillingSettings().default_rpm and key.monthly_spend_cap == 3 * MICRO
     listing = await client.get("/dashboard/keys")
     assert secret not in listing.text and key.display in listing.text
-    rotated = await client.post_form(f"/dashboard/keys/{key.id}/rotate")
+    rotated = await client.post_once(f"/dashboard/keys/{key.id}/rotate")
     new_secret = secret_of(rotated.text)
     assert "The previous secret of this key has stopped working" in rotated.text
     assert not await key_works(billing, secret) and await key_works(billing, new_secret)
@@ -201,3 +202,28 @@ async def test_stripe_top_up(
         assert "topup" in back.text
     finally:
         await client.aclose()
+
+
+async def test_key_creation_is_post_redirect_get_with_a_one_time_view(
+    billing: Billing, users: Users, clients: Clients
+) -> None:
+    account_id, client = await _customer(billing, users, clients)
+    posted = await client.post_form("/dashboard/keys", {"name": "once"})
+    assert posted.status_code == 303
+    view = posted.headers["location"]
+    assert view.startswith("/dashboard/once/")
+    # The pad travels in a cookie for that one path; the database holds no usable secret.
+    assert f"Path={view}" in posted.headers["set-cookie"]
+    shown = await client.get(view)
+    assert shown.status_code == 200 and shown.headers["cache-control"] == "no-store"
+    secret = secret_of(shown.text)
+    assert await key_works(billing, secret)
+    # Reloading (or going back) creates nothing and shows nothing.
+    again = await client.get(view)
+    assert again.status_code == 410 and secret not in again.text
+    assert len(await billing.keys.list_keys(account_id)) == 1
+    # Another browser of the same user cannot open someone else's view.
+    other = await signed_in(clients, (await UserService(billing.db).of_account(account_id))[0])
+    posted = await client.post_form("/dashboard/keys", {"name": "twice"})
+    stolen = await other.get(posted.headers["location"])
+    assert stolen.status_code == 410 and "sk-sn19-" not in stolen.text
