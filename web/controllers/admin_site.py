@@ -9,7 +9,8 @@ from litestar.response import Redirect, Template
 
 from billing import BillingNotFound
 from protocol.catalog import Price
-from web.auth import admins_only, staff_only
+from web.audit import PUBLIC_SCOREBOARD, SIGNUP_ENABLED
+from web.auth import admins_only, plain_http_exposed, staff_only
 from web.controllers.admin_keys import invitation_link
 from web.controllers.common import Req, ip_of, now, positive_id
 from web.controllers.once import show_once
@@ -201,17 +202,29 @@ async def settings_page(request: Req, dash: Dashboard, me: SignedIn) -> Template
         active="settings",
         title="Settings",
         signup=await dash.site.signup_enabled(),
+        scoreboard=await public_scoreboard_on(dash),
         signup_credits=dash.settings.web.signup_credits,
         stripe=dash.billing.stripe is not None,
+        plain_http=plain_http_exposed(request),
+        scheme=request.scope.get("scheme", "http"),
+        web=dash.settings.web,
     )
 
 
 @post("/admin/settings", guards=[admins_only])
 async def save_settings(request: Req, dash: Dashboard, me: SignedIn) -> Redirect:
     form = await request.form()
-    enabled = checked(form, "signup")
-    await dash.site.set_signup_enabled(enabled, actor=me.user.actor)
-    await dash.audit.record(
-        me.user, "settings.signup", detail=f"enabled={enabled}", ip=ip_of(request, dash)
-    )
+    for key, action in (
+        (SIGNUP_ENABLED, "settings.signup"),
+        (PUBLIC_SCOREBOARD, "settings.scoreboard"),
+    ):
+        enabled = checked(form, key)
+        await dash.site.set_flag(key, enabled, actor=me.user.actor)
+        await dash.audit.record(
+            me.user, action, detail=f"enabled={enabled}", ip=ip_of(request, dash)
+        )
     return redirect(dash, "/admin/settings", done="settings_saved")
+
+
+async def public_scoreboard_on(dash: Dashboard) -> bool:
+    return await dash.site.flag(PUBLIC_SCOREBOARD, dash.settings.web.public_scoreboard)
