@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import get, post
-from litestar.response import Redirect, Template
+from litestar.response import Redirect, Stream, Template
 
 from billing.schemas import CheckoutRequest
 from core.errors import InvalidRequest
@@ -27,6 +27,7 @@ from web.render import CREDITS_AXIS, page
 from web.reports import DayTotals, Totals, day_range
 from web.sessions import SignedIn
 from web.state import Dashboard
+from web.statement import KIND_LABELS, StatementQuery, statement_csv, statement_page
 
 PAGE = 50
 
@@ -103,14 +104,39 @@ async def requests(request: Req, dash: Dashboard, me: SignedIn) -> Template:
     )
 
 
+async def statement_context(request: Req, dash: Dashboard, account_id: int) -> dict[str, Any]:
+    """The statement, its filters and its pages (shared with the operator's account page)."""
+    models = await dash.billing.accounts.statement_models(account_id)
+    query = StatementQuery.parse(request.query_params, models)
+    before = positive_id(request, "before")
+    lines, older = await statement_page(dash, account_id, query, before)
+    return {
+        "lines": lines,
+        "older": older,
+        "paged": before is not None,
+        "query": query,
+        "filtered": query.active,
+        "statement_keys": await dash.billing.keys.list_keys(account_id),
+        "statement_models": models,
+        "kind_labels": KIND_LABELS,
+    }
+
+
+def csv_response(dash: Dashboard, account_id: int, query: StatementQuery, name: str) -> Stream:
+    return Stream(
+        statement_csv(dash, account_id, query),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "content-disposition": f'attachment; filename="{name}-{today().isoformat()}.csv"',
+            "cache-control": "no-store",
+        },
+    )
+
+
 async def _billing_page(
     request: Req, dash: Dashboard, me: SignedIn, *, status: int = 200, error: str = ""
 ) -> Template:
     account_id = _account(me)
-    before = positive_id(request, "before")
-    entries = await dash.billing.accounts.ledger_entries(
-        account_id, limit=PAGE + 1, before_id=before
-    )
     cfg = dash.settings.billing
     checkout = request.query_params.get("checkout", "")
     return page(
@@ -122,21 +148,27 @@ async def _billing_page(
         title="Billing",
         account=await dash.billing.accounts.get(account_id),
         balance=await dash.billing.accounts.balance(account_id),
-        entries=entries[:PAGE],
-        older=entries[PAGE - 1].id if len(entries) > PAGE else None,
-        paged=before is not None,
         topup=dash.billing.stripe is not None,
         min_credits=cfg.checkout_min_credits,
         max_credits=cfg.checkout_max_credits,
         unit_price=f"{cfg.credit_price_cents / 100:.2f} {cfg.currency.upper()}",
         checkout=checkout if checkout in ("success", "cancel") else "",
         error=error,
+        **await statement_context(request, dash, account_id),
     )
 
 
 @get("/billing", guards=[customers_only])
 async def billing(request: Req, dash: Dashboard, me: SignedIn) -> Template:
     return await _billing_page(request, dash, me)
+
+
+@get("/billing/statement.csv", guards=[customers_only])
+async def statement_export(request: Req, dash: Dashboard, me: SignedIn) -> Stream:
+    account_id = _account(me)
+    models = await dash.billing.accounts.statement_models(account_id)
+    query = StatementQuery.parse(request.query_params, models)
+    return csv_response(dash, account_id, query, "statement")
 
 
 @post("/billing/checkout", guards=[customers_only])

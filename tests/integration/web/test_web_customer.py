@@ -94,7 +94,7 @@ async def test_usage_and_balance_after_requests(
     balance = await billing.accounts.balance(account_id)
     assert balance.available == 5 * MICRO - sum(costs)
     page = await client.get("/dashboard/billing")
-    assert "hold" in page.text and "settle" in page.text
+    assert page.text.count('<tr class="line-request">') == 4 and "hold" not in page.text
     requests = await client.get("/dashboard/usage/requests")
     assert requests.text.count("req-") == 4 and "upstream_error" in requests.text
 
@@ -227,3 +227,38 @@ async def test_key_creation_is_post_redirect_get_with_a_one_time_view(
     posted = await client.post_form("/dashboard/keys", {"name": "twice"})
     stolen = await other.get(posted.headers["location"])
     assert stolen.status_code == 410 and "sk-sn19-" not in stolen.text
+
+
+async def test_the_statement_reads_one_line_per_request_with_filters_and_csv(
+    billing: Billing, users: Users, clients: Clients, dev_catalog: Catalog
+) -> None:
+    account_id, client = await _customer(billing, users, clients, credits=50 * MICRO)
+    secret = (await billing.keys.create(account_id, "production")).secret
+    other = (await billing.keys.create(account_id, "=cmd|' /C calc'!A0")).secret
+    costs = [await spend(billing, dev_catalog, secret) for _ in range(3)]
+    costs.append(await spend(billing, dev_catalog, other))
+    page = await client.get("/dashboard/billing")
+    assert page.status_code == 200
+    rows = re.findall(r'<tr class="line-(\w+)">', page.text)
+    assert rows == ["request"] * 4 + ["grant"]  # not hold, release and settle per request
+    assert "production" in page.text and "key:" not in page.text
+    # One number format: six decimals, in every amount cell.
+    amounts = re.findall(r'<td class="num amount[^"]*">([^<]+)<', page.text)
+    assert all(re.fullmatch(r"-?[\d,]+\.\d{6}", a) for a in amounts), amounts
+    keys = await billing.keys.list_keys(account_id)
+    production = next(k for k in keys if k.name == "production")
+    filtered = await client.get(f"/dashboard/billing?key={production.id}")
+    assert re.findall(r'<tr class="line-(\w+)">', filtered.text) == ["request"] * 3
+    grants = await client.get("/dashboard/billing?kind=grant")
+    assert re.findall(r'<tr class="line-(\w+)">', grants.text) == ["grant"]
+    exported = await client.get(f"/dashboard/billing/statement.csv?key={production.id}")
+    assert exported.status_code == 200 and exported.headers["content-type"].startswith("text/csv")
+    assert "attachment" in exported.headers["content-disposition"]
+    lines = exported.text.strip().split("\r\n")
+    assert lines[0].startswith("time_utc,kind,amount_credits,balance_after_credits,key,model")
+    assert len(lines) == 4 and all(",request," in line for line in lines[1:])
+    assert sorted(line.split(",")[2] for line in lines[1:]) == sorted(
+        f"-0.{c:06d}" for c in costs[:3]
+    )
+    everything = (await client.get("/dashboard/billing/statement.csv")).text
+    assert "'=cmd" in everything  # a key name never starts a spreadsheet formula
