@@ -8,17 +8,19 @@ import):
 - ``ContenderCounters`` / ``CounterBuffer``: record every dispatch outcome on the contender
   (``record(route.period_id, route.task, route.hotkey, outcome, volume=..., organic=...)``);
 - ``ScoreboardReader`` and its views (``MinerView``, ``MinerDetail``, ``CheckerStats``,
-  ``ChainStatus``, ...): the dashboard's read API (``scoring.read``).
+  ``ChainStatus``, ...): the dashboard's read API (``scoring.read``); ``MinerDetail.advice``
+  (``TaskAdvice``, ``Limit``): a miner's weight in words (``scoring.advice``).
 """
 
+from scoring.advice import Limit, TaskAdvice
 from scoring.counters import ContenderCounters, CounterBuffer, Counts, counter_key
+from scoring.explain_views import Explanation, TaskExplanation
 from scoring.read import ScoreboardReader
 from scoring.read_views import STATUSES as MINER_STATUSES
 from scoring.read_views import (
     ChainStatus,
     CheckerStats,
     CheckRow,
-    Explanation,
     MinerDetail,
     MinerView,
     PeriodCounts,
@@ -27,7 +29,6 @@ from scoring.read_views import (
     ScorePoint,
     TaskChecks,
     TaskDetail,
-    TaskExplanation,
     TaskState,
     WeightRunView,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "CounterBuffer",
     "Counts",
     "Explanation",
+    "Limit",
     "MinerDetail",
     "MinerRoute",
     "MinerView",
@@ -52,6 +54,7 @@ __all__ = [
     "RouteStore",
     "ScorePoint",
     "ScoreboardReader",
+    "TaskAdvice",
     "TaskChecks",
     "TaskDetail",
     "TaskExplanation",

@@ -34,8 +34,9 @@ from core.db.tables.scoring import Node, WeightRun
 from core.miners import MinerStats
 from core.settings import Settings
 from protocol.catalog import Catalog
-from scoring import formulas
+from scoring import formulas, read_explain
 from scoring import read_queries as q
+from scoring.advice import advise_task
 from scoring.counters import ContenderCounters
 from scoring.read_checks import CheckStats
 from scoring.read_views import (
@@ -244,7 +245,15 @@ class ScoreboardReader:
             history = await q.score_history(session, hotkey, tasks, HISTORY_POINTS)
             samples = await q.samples(session, hotkey, tasks, window_start)
             failures = await q.failures(session, hotkey, tasks, RECENT_FAILURES)
-            explanation = await q.explanation(session, hotkey)
+            explanation = await read_explain.explanation(session, hotkey)
+            facts = await read_explain.period_facts(
+                session,
+                hotkey,
+                {
+                    t.factor.task: [e.period_id for e in t.factor.history]
+                    for t in (explanation.tasks if explanation else ())
+                },
+            )
         details = []
         for task in tasks:
             rows = samples.get(task, [])
@@ -270,6 +279,16 @@ class ScoreboardReader:
             failures=tuple(failures),
             explanation=explanation,
             quality_window_s=self.quality_window_s,
+            advice=tuple(
+                advise_task(
+                    t.factor,
+                    facts.get(t.factor.task, {}),
+                    largest_capacity=t.largest_capacity,
+                    speeds=t.speeds,
+                    quality_window_s=self.quality_window_s,
+                )
+                for t in (explanation.tasks if explanation else ())
+            ),
         )
 
     # -- checker --------------------------------------------------------------------------------
