@@ -54,6 +54,15 @@ class Limit(msgspec.Struct, frozen=True):
     words: str  # what limits, with the numbers and the period or window
     action: str  # what would raise the weight
 
+    @property
+    def label(self) -> str:
+        return _label(self.factor)
+
+    @property
+    def gain_text(self) -> str:
+        """``×2.23`` (or ``from zero``): what E would be multiplied by."""
+        return _times(self.gain)
+
 
 class TaskAdvice(msgspec.Struct, frozen=True):
     task: str

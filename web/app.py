@@ -47,6 +47,7 @@ from web.controllers import (
     customer_usage,
     once,
     public,
+    scoreboard,
 )
 from web.errors import CsrfRejected, error_handler
 from web.render import STATIC, template_engine
@@ -111,6 +112,8 @@ ROUTES = [
     admin_miners.miner_detail,
     admin_scoring.checker,
     admin_scoring.chain,
+    scoreboard.scoreboard,
+    scoreboard.scoreboard_miner,
 ]
 
 

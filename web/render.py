@@ -58,6 +58,12 @@ STAFF_NAV = (
     NavItem("settings", "Settings", "/admin/settings"),
 )
 
+# The public pages (no sign-in): the miner scoreboard, and the way in.
+PUBLIC_NAV = (
+    NavItem("scoreboard", "Miner scoreboard", "/scoreboard"),
+    NavItem("login", "Sign in", "/login"),
+)
+
 # Fixed notices shown after a redirect (``?done=<code>``): no user text ever reaches the page.
 NOTICES = {
     "signed_out": "You are signed out.",

@@ -9,6 +9,7 @@ from litestar.exceptions import NotFoundException
 from litestar.response import Redirect, Template
 
 from web.auth import PRE_COOKIE, SESSION_COOKIE, cookie, expired_cookie, signed_in
+from web.controllers.admin_site import public_scoreboard_on
 from web.controllers.common import ip_of
 from web.errors import TooManyAttempts
 from web.forms import FormError, text
@@ -76,6 +77,7 @@ async def login_form(request: Req, dash: Dashboard) -> Template | Redirect:
         email="",
         error="",
         signup=await dash.site.signup_enabled(),
+        scoreboard=await public_scoreboard_on(dash),
     )
 
 
@@ -106,6 +108,7 @@ async def login(request: Req, dash: Dashboard) -> Template | Redirect:
             email=email,
             error="The e-mail or password is not right.",
             signup=await dash.site.signup_enabled(),
+            scoreboard=await public_scoreboard_on(dash),
         )
     await dash.limiter.succeeded(email, ip)
     await dash.audit.record(user, "auth.login", account_id=user.account_id, ip=ip)

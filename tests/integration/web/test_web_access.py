@@ -68,11 +68,13 @@ ROUTES: list[tuple[str, str, str, dict[str, str]]] = [
     ("POST", "/admin/invitations/{invitation_id}/revoke", ADMIN, {}),
     ("GET", "/admin/audit", STAFF, {}),
     ("GET", "/admin/settings", STAFF, {}),
-    ("POST", "/admin/settings", ADMIN, {}),
+    ("POST", "/admin/settings", ADMIN, {"public_scoreboard": "on"}),
     ("GET", "/admin/miners", STAFF, {}),
     ("GET", "/admin/miners/{hotkey}", STAFF, {}),
     ("GET", "/admin/checker", STAFF, {}),
     ("GET", "/admin/chain", STAFF, {}),
+    ("GET", "/scoreboard", PUBLIC, {}),
+    ("GET", "/scoreboard/{hotkey}", PUBLIC, {}),
 ]
 
 
