@@ -95,6 +95,7 @@ from billing.ledger import VerifyReport
 from billing.money import MICRO, format_credits, parse_credits
 from billing.prices import PriceBook, PriceListing
 from billing.pricing import Usage, cost, estimate_chat, estimate_embedding, estimate_image
+from billing.provenance import ReceiptLog, ServedRequest, receipt_fields
 from billing.ratelimit import RateDecision, RateLimiter
 from billing.service import BillingService
 from billing.statement import LINE_KINDS, StatementFilter, StatementLine
@@ -133,6 +134,8 @@ __all__ = [
     "RateDecision",
     "RateLimitExceeded",
     "RateLimiter",
+    "ReceiptLog",
+    "ServedRequest",
     "Settlement",
     "SpendCapExceeded",
     "StatementFilter",
@@ -151,5 +154,6 @@ __all__ = [
     "estimate_image",
     "format_credits",
     "parse_credits",
+    "receipt_fields",
     "run_sweeper",
 ]

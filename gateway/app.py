@@ -53,7 +53,9 @@ from gateway.hooks import CompletionHub
 from gateway.ids import request_id_from
 from gateway.images.controller import edits_handler, generations
 from gateway.models.controller import list_models, retrieve_model
+from gateway.provenance import install_provenance
 from gateway.receipts import install_receipt_auditor
+from gateway.requests.controller import REQUEST_HANDLERS
 from gateway.selection import RouteCache, RouteSource, Selector
 from gateway.state import Gateway
 from protocol.catalog import Catalog, resolve_catalog
@@ -196,6 +198,8 @@ def create_app(
                     hub, CheckQueue(the_redis, prefix=settings.redis.key_prefix), settings
                 )
             install_receipt_auditor(hub, telemetry.registry)
+            if wired is not None:
+                install_provenance(hub, wired.billing.usage.receipts)
             hub.start()
             push_bounded(stack, "completion hub", hub.stop)
             gateway = Gateway(
@@ -254,6 +258,7 @@ def create_app(
             healthz,
             metrics,
             *BILLING_HANDLERS,
+            *REQUEST_HANDLERS,
             *extra_handlers,
         ],
         dependencies={"gateway": Provide(provide_gateway, sync_to_thread=False)},

@@ -9,7 +9,9 @@ import):
   (``record(route.period_id, route.task, route.hotkey, outcome, volume=..., organic=...)``);
 - ``ScoreboardReader`` and its views (``MinerView``, ``MinerDetail``, ``CheckerStats``,
   ``ChainStatus``, ...): the dashboard's read API (``scoring.read``); ``MinerDetail.advice``
-  (``TaskAdvice``, ``Limit``): a miner's weight in words (``scoring.advice``).
+  (``TaskAdvice``, ``Limit``): a miner's weight in words (``scoring.advice``);
+- ``request_check(db, request_id, hotkey=...)`` → ``RequestCheck``: a request's check, if it
+  was sampled (a customer's provenance).
 """
 
 from scoring.advice import Limit, TaskAdvice
@@ -32,6 +34,7 @@ from scoring.read_views import (
     TaskState,
     WeightRunView,
 )
+from scoring.request_checks import RequestCheck, request_check
 from scoring.routes import MinerRoute, RouteReader, RouteStore
 
 __all__ = [
@@ -50,6 +53,7 @@ __all__ = [
     "PeriodCounts",
     "PeriodSummary",
     "QueueStats",
+    "RequestCheck",
     "RouteReader",
     "RouteStore",
     "ScorePoint",
@@ -61,4 +65,5 @@ __all__ = [
     "TaskState",
     "WeightRunView",
     "counter_key",
+    "request_check",
 ]

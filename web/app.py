@@ -81,6 +81,7 @@ ROUTES = [
     once.once_view,
     customer_usage.usage,
     customer_usage.requests,
+    customer_usage.request_detail,
     customer_usage.billing,
     customer_usage.checkout,
     customer_usage.statement_export,

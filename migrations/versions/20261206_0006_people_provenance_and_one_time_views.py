@@ -29,6 +29,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.create_table(
         "request_receipts",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("request_id", sa.String(length=128), nullable=False),
         sa.Column("task", sa.String(length=128), nullable=False),
         sa.Column("kind", sa.String(length=16), nullable=False),
@@ -41,11 +42,14 @@ def upgrade() -> None:
         sa.Column("total_s", sa.Float(), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("created_at", core.db.base.UTCDateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("request_id", name=op.f("pk_request_receipts")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_request_receipts")),
     )
     with op.batch_alter_table("request_receipts", schema=None) as batch_op:
         batch_op.create_index(
             batch_op.f("ix_request_receipts_created_at"), ["created_at"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_request_receipts_request_id"), ["request_id"], unique=False
         )
 
     op.create_table(
@@ -86,6 +90,7 @@ def downgrade() -> None:
 
     op.drop_table("web_one_time_views")
     with op.batch_alter_table("request_receipts", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_request_receipts_request_id"))
         batch_op.drop_index(batch_op.f("ix_request_receipts_created_at"))
 
     op.drop_table("request_receipts")

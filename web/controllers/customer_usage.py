@@ -3,13 +3,17 @@ Stripe top-up, ledger) and the prices with a quick-start."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from litestar import get, post
+from litestar.exceptions import NotFoundException
 from litestar.response import Redirect, Stream, Template
 
+from billing import receipt_fields
 from billing.schemas import CheckoutRequest
 from core.errors import InvalidRequest
+from scoring import request_check
 from web.auth import customers_only
 from web.charts import TOKENS, bar_chart, line_chart
 from web.controllers.common import (
@@ -101,6 +105,30 @@ async def requests(request: Req, dash: Dashboard, me: SignedIn) -> Template:
         names=names,
         older=rows[PAGE - 1].id if len(rows) > PAGE else None,
         paged=before is not None,
+    )
+
+
+@get("/usage/requests/{request_id:str}", guards=[customers_only])
+async def request_detail(request: Req, dash: Dashboard, me: SignedIn, request_id: str) -> Template:
+    """Who served one of the account's requests: the miner, its receipt, the check."""
+    served = await dash.billing.usage.receipts.served(_account(me), request_id)
+    if served is None:
+        raise NotFoundException("No such request on this account.")
+    check = (
+        await request_check(dash.db, served.request_id, hotkey=served.miner_hotkey)
+        if served.miner_hotkey
+        else None
+    )
+    receipt = receipt_fields(served.receipt)
+    return page(
+        request,
+        dash,
+        "customer/request.html",
+        active="usage",
+        title=f"Request {served.request_id}",
+        served=served,
+        check=check,
+        receipt_json=json.dumps(receipt, indent=2) if receipt else "",
     )
 
 

@@ -7,8 +7,9 @@ page).
   signature, and the gateway's verdict ``valid`` / ``invalid`` / ``absent``), which anyone can
   verify again offline (``sn19 receipts verify``). Written off the request path by a
   completion-hub subscriber (``gateway.provenance``). Which account a request belongs to is in
-  billing's ``usage_records`` (same ``request_id``); the check, if the request was sampled, in
-  ``check_jobs``.
+  billing's ``usage_records`` (same ``request_id``; clients may choose their request ids, so
+  the miner and the task must match too, and the nearest in time wins); the check, if the
+  request was sampled, in ``check_jobs``.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ from datetime import datetime
 from sqlalchemy import Float, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from core.db.base import Base, utcnow
+from core.db.base import Base, BigId, utcnow
 
 
 class RequestReceipt(Base):
     __tablename__ = "request_receipts"
 
-    request_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(128), index=True)
     task: Mapped[str] = mapped_column(String(128))
     kind: Mapped[str] = mapped_column(String(16))
     miner_hotkey: Mapped[str] = mapped_column(String(64))

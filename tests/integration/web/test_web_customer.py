@@ -3,6 +3,7 @@ per-request records, the ledger, Stripe top-ups, prices and the quick-start."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -96,7 +97,9 @@ async def test_usage_and_balance_after_requests(
     page = await client.get("/dashboard/billing")
     assert page.text.count('<tr class="line-request">') == 4 and "hold" not in page.text
     requests = await client.get("/dashboard/usage/requests")
-    assert requests.text.count("req-") == 4 and "upstream_error" in requests.text
+    assert (
+        requests.text.count('<code class="small">req-') == 4 and "upstream_error" in requests.text
+    )
 
 
 async def test_keyset_pages(db: Database, billing: Billing, users: Users, clients: Clients) -> None:
@@ -120,7 +123,7 @@ async def test_keyset_pages(db: Database, billing: Billing, users: Users, client
     url = "/dashboard/usage/requests"
     for _ in range(5):
         page = await client.get(url)
-        seen += re.findall(r"bulk-\d{4}", page.text)
+        seen += re.findall(r"<code class=\"small\">(bulk-\d{4})<", page.text)
         older = re.search(r'href="(/dashboard/usage/requests\?before=\d+)"', page.text)
         if older is None:
             break
@@ -262,3 +265,49 @@ async def test_the_statement_reads_one_line_per_request_with_filters_and_csv(
     )
     everything = (await client.get("/dashboard/billing/statement.csv")).text
     assert "'=cmd" in everything  # a key name never starts a spreadsheet formula
+
+
+async def test_a_request_page_shows_the_miner_the_receipt_and_the_check(
+    billing: Billing, users: Users, clients: Clients, dev_catalog: Catalog
+) -> None:
+    account_id, client = await _customer(billing, users, clients, credits=5 * MICRO)
+    secret = (await billing.keys.create(account_id, "production")).secret
+    await spend(billing, dev_catalog, secret)
+    [record] = await billing.usage.requests(account_id, limit=1)
+    assert record.miner_hotkey
+    listing = await client.get("/dashboard/usage/requests")
+    assert f"/dashboard/usage/requests/{record.request_id}" in listing.text
+    page = await client.get(f"/dashboard/usage/requests/{record.request_id}")
+    assert page.status_code == 200 and record.miner_hotkey in page.text
+    assert "not stored yet" in page.text and "not checked" in page.text
+    stored = json.dumps(
+        {
+            "status": "valid",
+            "miner": record.miner_hotkey,
+            "validator": "5Validator",
+            "nonce": "17",
+            "sha256": "a" * 64,
+            "signature": "0x" + "b" * 128,
+        }
+    )
+    await billing.usage.receipts.record(
+        request_id=record.request_id,
+        task=record.task,
+        kind="chat",
+        miner_hotkey=record.miner_hotkey,
+        miner_uid=7,
+        outcome="ok",
+        receipt=stored,
+        receipt_status="valid",
+        ttft_s=0.1,
+        total_s=0.2,
+        attempts=1,
+    )
+    page = await client.get(f"/dashboard/usage/requests/{record.request_id}")
+    assert "uid 7" in page.text and "sn19 receipts verify receipt.json" in page.text
+    assert "&#34;sn19-receipt/1&#34;" in page.text or '"sn19-receipt/1"' in page.text
+    # Another customer: no such request.
+    other = await billing.accounts.create("other co")
+    stranger = await signed_in(clients, await users("customer", account_id=other.id))
+    hidden = await stranger.get(f"/dashboard/usage/requests/{record.request_id}")
+    assert hidden.status_code == 404 and record.miner_hotkey not in hidden.text
