@@ -63,6 +63,21 @@ HISTORY_POINTS = 48
 RECENT_FAILURES = 20
 
 
+def local_chain(settings: Settings) -> Chain | None:
+    """The local file network's chain when it exists and the validator's hotkey can be read
+    (else None: the pages show what the database knows)."""
+    if settings.chain.network != "local" or not settings.chain_file.exists():
+        return None
+    from core.chain import chain_from_settings
+    from core.wallet import load_signer
+
+    try:
+        hotkey = load_signer(settings).hotkey
+    except (RuntimeError, OSError, ValueError):
+        return None
+    return chain_from_settings(settings, hotkey=hotkey)
+
+
 class ScoreboardReader:
     """Read-only views of the validator loop's state. ``redis`` None: routes, live counters
     and the queue are unknown; ``chain`` None: the chain is "not connected" (the database's
@@ -109,10 +124,12 @@ class ScoreboardReader:
         chain: Chain | None = None,
         live: MinerStats | None = None,
     ) -> ScoreboardReader:
+        """``chain`` None on the local file network (``sn19 dev``): one over its file, since
+        reading it needs no connection (the chain page then shows the block)."""
         return cls(
             db,
             redis,
-            chain,
+            chain if chain is not None else local_chain(settings),
             catalog,
             settings.redis.key_prefix,
             netuid=settings.chain.netuid,
