@@ -79,7 +79,7 @@ async def test_operator_reads_miners_and_a_weight_explanation(
         statuses = await _column(page, 3)
         assert statuses[0] == "validator"
         assert statuses[5] == "not serving" and statuses[1] == "routed"
-        await screenshot(page, "operator-miners", document=True)
+        await screenshot(page, "operator-miners")
 
         # Sorted by weight (largest first), then one task only.
         await page.click("#miners th >> text=Weight")
