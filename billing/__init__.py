@@ -47,7 +47,8 @@ those left by a crashed gateway (status ``expired``, nothing charged).
 
 HTTP endpoints (framework-free; mount them in the gateway): ``billing.api`` -> ``BillingApi``
 with wire Structs in ``billing.schemas``. Admin operations (CLI, dashboard): ``billing.keys``
-(``KeyService``), ``billing.accounts`` (``AccountService``), ``billing.prices`` (``PriceBook``).
+(``KeyService``), ``billing.accounts`` (``AccountService``: with ``statement()``, the ledger
+as people read it), ``billing.prices`` (``PriceBook``).
 
 Transactions: every money operation above is ONE database transaction opened by the service
 itself with ``Database.transaction()`` (commit on success, rollback on any exception); nothing
@@ -79,14 +80,17 @@ from billing.ledger import VerifyReport
 from billing.money import MICRO, format_credits, parse_credits
 from billing.prices import PriceBook, PriceListing
 from billing.pricing import Usage, cost, estimate_chat, estimate_embedding, estimate_image
+from billing.provenance import ReceiptLog, ServedRequest, receipt_fields
 from billing.ratelimit import RateDecision, RateLimiter
 from billing.service import BillingService
+from billing.statement import LINE_KINDS, StatementFilter, StatementLine
 from billing.stripe_gateway import CheckoutSession, StripeClientGateway, StripeGateway
 from billing.sweeper import run_sweeper
 from billing.webhooks import StripeBilling, WebhookResult
 
 __all__ = [
     "KEEP",
+    "LINE_KINDS",
     "MICRO",
     "Access",
     "AccountInfo",
@@ -120,8 +124,12 @@ __all__ = [
     "RateDecision",
     "RateLimitExceeded",
     "RateLimiter",
+    "ReceiptLog",
+    "ServedRequest",
     "Settlement",
     "SpendCapExceeded",
+    "StatementFilter",
+    "StatementLine",
     "StripeBilling",
     "StripeClientGateway",
     "StripeGateway",
@@ -136,6 +144,7 @@ __all__ = [
     "estimate_image",
     "format_credits",
     "parse_credits",
+    "receipt_fields",
     "run_sweeper",
     "running_billing",
 ]

@@ -1,4 +1,5 @@
-"""Customer accounts: create, list, suspend/activate, grant or adjust credits, balance, ledger."""
+"""Customer accounts: create, list, suspend/activate, grant or adjust credits, balance, ledger
+and the statement people read (``billing.statement``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from sqlalchemy import func, select
 from billing import ledger
 from billing.errors import BillingNotFound
 from billing.key_service import KeyInvalidator
+from billing.statement import StatementFilter, StatementLine, Statements
 from core.db.base import utcnow
 from core.db.engine import Database
 from core.db.tables.billing import Account, ApiKey, Hold, LedgerEntry
@@ -55,6 +57,7 @@ class AccountService:
     def __init__(self, db: Database, invalidator: KeyInvalidator | None = None) -> None:
         self._db = db
         self._invalidator = invalidator
+        self._statements = Statements(db)
 
     async def create(self, name: str, *, email: str | None = None) -> AccountInfo:
         now = utcnow()
@@ -184,6 +187,22 @@ class AccountService:
                 )
                 for row in (await session.execute(stmt)).scalars()
             ]
+
+    async def statement(
+        self,
+        account_id: int,
+        filters: StatementFilter | None = None,
+        *,
+        limit: int = 50,
+        before_id: int | None = None,
+    ) -> list[StatementLine]:
+        """The ledger as people read it: one line per request (cost, key, model, balance
+        after), top-ups, grants, refunds and adjustments each their own; newest first, page
+        with ``before_id`` (``billing.statement``)."""
+        return await self._statements.page(account_id, filters, limit=limit, before_id=before_id)
+
+    async def statement_models(self, account_id: int) -> list[str]:
+        return await self._statements.models(account_id)
 
     async def verify(self, account_ids: list[int] | None = None) -> ledger.VerifyReport:
         async with self._db.read() as session:

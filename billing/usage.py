@@ -1,5 +1,5 @@
-"""Usage queries for an account: daily aggregates by day and model (keyset-paginated), and the
-per-request records."""
+"""Usage queries for an account: daily aggregates by day and model (keyset-paginated), the
+per-request records, and who served each request (``receipts``: ``billing.provenance``)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy import and_, func, or_, select
 
+from billing.provenance import ReceiptLog
 from core.db.base import utcnow
 from core.db.engine import Database
 from core.db.tables.billing import UsageDaily, UsageRecord
@@ -63,6 +64,8 @@ def decode_cursor(cursor: str) -> tuple[date, str]:
 class UsageService:
     def __init__(self, db: Database) -> None:
         self._db = db
+        # Who served each request, with the miner's receipt (``billing.provenance``).
+        self.receipts = ReceiptLog(db)
 
     async def by_day(
         self,

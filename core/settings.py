@@ -8,6 +8,7 @@ environment (``SN19_<SECTION>__<FIELD>``, e.g. ``SN19_GATEWAY__PORT=8080``) < ex
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -228,17 +229,41 @@ class WebSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     # A session ends after this long without a request, and this long after sign-in whatever.
     session_idle_timeout_s: int = 2 * 3600
     session_absolute_timeout_s: int = 24 * 3600
-    # Secure cookies: "auto" when the request came over https, "always" behind a TLS proxy
-    # that forwards plain http, "never" for plain-http development only.
+    # Secure cookies: "auto" when the original request was https (a trusted proxy's
+    # X-Forwarded-Proto counts), "always" whatever the request says, "never" for plain-http
+    # development only.
     secure_cookies: Literal["auto", "always", "never"] = "auto"
     # Failed sign-ins allowed per e-mail and client address (and 10x per address) per window.
     login_max_failures: int = 5
     login_window_s: int = 900
-    # Behind a trusted proxy: take the client address from X-Forwarded-For's first hop.
-    trust_forwarded_for: bool = False
+    # Proxies whose X-Forwarded-Proto and X-Forwarded-For the dashboard believes: addresses or
+    # networks ("10.0.0.0/8"), or "*" for any peer (only when nothing else can reach the
+    # gateway). A request from one of them counts as its original scheme (cookies get Secure
+    # behind a TLS-terminating proxy) and client address (sign-in limits, the audit log).
+    # Requests from other peers keep their own; their forwarded headers are ignored.
+    trusted_proxies: list[str] = msgspec.field(default_factory=lambda: ["127.0.0.1", "::1"])
+    # The public, read-only miner scoreboard at /dashboard/scoreboard (no sign-in): every
+    # miner's weight explained in words. Operators can switch it in the dashboard's Settings;
+    # once they have, the database's value wins over this default.
+    public_scoreboard: bool = True
     invitation_ttl_s: int = 7 * 86400
     # The API base URL shown in quick-starts; empty: <gateway.public_url>/v1, else the request's.
     api_base_url: str = ""
+
+
+def _check_proxies(proxies: list[str]) -> None:
+    for entry in proxies:
+        if entry == "*":
+            continue
+        try:
+            if "/" in entry:
+                ipaddress.ip_network(entry)
+            else:
+                ipaddress.ip_address(entry)
+        except ValueError:
+            raise ConfigError(
+                f"web.trusted_proxies: {entry!r} is not an address, a network or '*'"
+            ) from None
 
 
 class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -300,6 +325,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
         return self.wallet.path or str(Path("~/.bittensor/wallets").expanduser())
 
     def validate(self) -> None:
+        _check_proxies(self.web.trusted_proxies)
         if not 0.0 <= self.checker.organic_sample_rate <= 1.0:
             raise ConfigError("checker.organic_sample_rate: must be between 0 and 1")
         if self.gateway.max_attempts < 1:

@@ -50,7 +50,9 @@ from gateway.hooks import CompletionHub
 from gateway.ids import request_id_from
 from gateway.images.controller import edits_handler, generations
 from gateway.models.controller import list_models, retrieve_model
+from gateway.provenance import install_provenance
 from gateway.receipts import install_receipt_auditor
+from gateway.requests.controller import REQUEST_HANDLERS
 from gateway.resources import Shared, check_settings, open_shared
 from gateway.selection import RouteCache, RouteSource, Selector
 from gateway.slots import SlotQueue
@@ -185,6 +187,8 @@ def create_app(
                     hub, CheckQueue(common.redis, prefix=settings.redis.key_prefix), settings
                 )
             install_receipt_auditor(hub, telemetry.registry)
+            if billing is not None:
+                install_provenance(hub, billing.usage.receipts)
             hub.start()
             push_bounded(stack, "completion hub", hub.stop)
             slots = SlotQueue(
@@ -211,7 +215,7 @@ def create_app(
                 counters=await asyncio.to_thread(load_task_counters, common.catalog),
                 redis=common.redis,
                 contenders=_count_contenders(settings, common.redis, stack),
-                billing_api=billing.api if billing is not None else None,
+                billing=billing,
             )
             push_bounded(stack, "background work", gateway.drain)
             holder.gateway = gateway
@@ -250,6 +254,7 @@ def create_app(
             healthz,
             metrics,
             *BILLING_HANDLERS,
+            *REQUEST_HANDLERS,
             *extra_handlers,
         ],
         dependencies={"gateway": Provide(provide_gateway, sync_to_thread=False)},

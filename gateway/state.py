@@ -8,7 +8,7 @@ from typing import Any
 
 from opentelemetry import trace
 
-from billing import Access, BillingApi
+from billing import Access, Billing
 from core.miners import Dispatcher, MinerStats
 from core.settings import Settings
 from core.telemetry import Telemetry
@@ -39,7 +39,7 @@ class Gateway:
         counters: dict[str, TokenCounter],
         redis: Any,
         contenders: CounterBuffer | None,
-        billing_api: BillingApi | None = None,
+        billing: Billing | None = None,
     ) -> None:
         self.settings = settings
         self.catalog = catalog
@@ -60,8 +60,8 @@ class Gateway:
         # Every miner attempt's outcome, per contender (``gateway.exchange``), flushed to Redis
         # in the background. None: not counted.
         self.contenders = contenders
-        # The /v1/billing/* handlers; None when billing is off.
-        self.billing_api = billing_api
+        # Billing (the /v1/billing/* handlers, provenance); None when billing is off.
+        self.billing = billing
         self._background: set[asyncio.Task[Any]] = set()
 
     def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:

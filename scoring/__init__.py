@@ -8,17 +8,21 @@ import):
 - ``ContenderCounters`` / ``CounterBuffer``: record every dispatch outcome on the contender
   (``record(route.period_id, route.task, route.hotkey, outcome, volume=..., organic=...)``);
 - ``ScoreboardReader`` and its views (``MinerView``, ``MinerDetail``, ``CheckerStats``,
-  ``ChainStatus``, ...): the dashboard's read API (``scoring.read``).
+  ``ChainStatus``, ...): the dashboard's read API (``scoring.read``); ``MinerDetail.advice``
+  (``TaskAdvice``, ``Limit``): a miner's weight in words (``scoring.advice``);
+- ``request_check(db, request_id, hotkey=...)`` → ``RequestCheck``: a request's check, if it
+  was sampled (a customer's provenance).
 """
 
+from scoring.advice import Limit, TaskAdvice
 from scoring.counters import ContenderCounters, CounterBuffer, Counts, counter_key
+from scoring.explain_views import Explanation, TaskExplanation
 from scoring.read import ScoreboardReader
 from scoring.read_views import STATUSES as MINER_STATUSES
 from scoring.read_views import (
     ChainStatus,
     CheckerStats,
     CheckRow,
-    Explanation,
     MinerDetail,
     MinerView,
     PeriodCounts,
@@ -27,10 +31,10 @@ from scoring.read_views import (
     ScorePoint,
     TaskChecks,
     TaskDetail,
-    TaskExplanation,
     TaskState,
     WeightRunView,
 )
+from scoring.request_checks import RequestCheck, request_check
 from scoring.routes import MinerRoute, RouteReader, RouteStore
 
 __all__ = [
@@ -42,20 +46,24 @@ __all__ = [
     "CounterBuffer",
     "Counts",
     "Explanation",
+    "Limit",
     "MinerDetail",
     "MinerRoute",
     "MinerView",
     "PeriodCounts",
     "PeriodSummary",
     "QueueStats",
+    "RequestCheck",
     "RouteReader",
     "RouteStore",
     "ScorePoint",
     "ScoreboardReader",
+    "TaskAdvice",
     "TaskChecks",
     "TaskDetail",
     "TaskExplanation",
     "TaskState",
     "WeightRunView",
     "counter_key",
+    "request_check",
 ]

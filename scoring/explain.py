@@ -1,9 +1,11 @@
 """Explaining a stored weight calculation in text (``sn19 scores show``).
 
 Without a miner: the run's header, the task weights, and every miner's final weight with its
-per-task shares. With a miner: for each task, the inputs (checks, quality, speed metric, the
-period history entry by entry, capacity) → each factor (speed bonus, period history, E) → the
-share, the cubed share and the task's contribution → the final weight and its u16 value.
+per-task shares. With a miner: first in words, per task, what limits it most and what would
+raise its weight (``scoring.advice``); then for each task the inputs (checks, quality, speed
+metric, the period history entry by entry, capacity) → each factor (speed bonus, period
+history, E) → the share, the cubed share and the task's contribution → the final weight and
+its u16 value.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from scoring import formulas
+from scoring.advice import PeriodFacts, TaskAdvice, advice_text, advise_task, peers_of
 from scoring.runs import RunReport
 from scoring.weights import FactorRow
 
@@ -109,7 +112,30 @@ def _task_block(row: FactorRow) -> list[str]:
     return lines
 
 
-def explain_miner(run: RunReport, hotkey: str) -> str:
+def miner_advice(
+    run: RunReport, hotkey: str, facts: dict[str, dict[int, PeriodFacts]]
+) -> list[TaskAdvice]:
+    """The words for one miner of a stored run (``scoring.advice``); ``facts``: its closed
+    periods per task (``scoring.read_explain.period_facts``)."""
+    window = float(run.parameters.get("quality_window_s") or 0.0)
+    advice = []
+    for _, row in run.factors:
+        if row.hotkey != hotkey:
+            continue
+        largest, speeds = peers_of([r for _, r in run.factors if r.task == row.task])
+        advice.append(
+            advise_task(
+                row,
+                facts.get(row.task, {}),
+                largest_capacity=largest,
+                speeds=speeds,
+                quality_window_s=window,
+            )
+        )
+    return advice
+
+
+def explain_miner(run: RunReport, hotkey: str, advice: list[TaskAdvice] | None = None) -> str:
     rows = [(uid, row) for uid, row in run.factors if row.hotkey == hotkey]
     lines = header(run)
     lines.append("")
@@ -118,6 +144,12 @@ def explain_miner(run: RunReport, hotkey: str) -> str:
         return "\n".join(lines)
     uid = next((uid for uid, _ in rows if uid is not None), None)
     lines.append(f"  miner {hotkey} (uid {uid if uid is not None else '- (not registered)'})")
+    if advice:
+        lines.append("")
+        lines.append("  In words: what limits this miner most, and what would raise its weight")
+        lines.extend(advice_text(advice))
+        lines.append("")
+        lines.append("  The numbers:")
     for _, row in rows:
         lines.extend(_task_block(row))
     final = next((w for w in run.weights if w.hotkey == hotkey), None)

@@ -34,8 +34,9 @@ from core.db.tables.scoring import Node, WeightRun
 from core.miners import MinerStats
 from core.settings import Settings
 from protocol.catalog import Catalog
-from scoring import formulas
+from scoring import formulas, read_explain
 from scoring import read_queries as q
+from scoring.advice import advise_task
 from scoring.counters import ContenderCounters
 from scoring.read_checks import CheckStats
 from scoring.read_views import (
@@ -60,6 +61,21 @@ Pair = tuple[str, str]  # (task, hotkey)
 STATS_WINDOW_S = 24 * 3600.0
 HISTORY_POINTS = 48
 RECENT_FAILURES = 20
+
+
+def local_chain(settings: Settings) -> Chain | None:
+    """The local file network's chain when it exists and the validator's hotkey can be read
+    (else None: the pages show what the database knows)."""
+    if settings.chain.network != "local" or not settings.chain_file.exists():
+        return None
+    from core.chain import chain_from_settings
+    from core.wallet import load_signer
+
+    try:
+        hotkey = load_signer(settings).hotkey
+    except (RuntimeError, OSError, ValueError):
+        return None
+    return chain_from_settings(settings, hotkey=hotkey)
 
 
 class ScoreboardReader:
@@ -108,10 +124,12 @@ class ScoreboardReader:
         chain: Chain | None = None,
         live: MinerStats | None = None,
     ) -> ScoreboardReader:
+        """``chain`` None on the local file network (``sn19 dev``): one over its file, since
+        reading it needs no connection (the chain page then shows the block)."""
         return cls(
             db,
             redis,
-            chain,
+            chain if chain is not None else local_chain(settings),
             catalog,
             settings.redis.key_prefix,
             netuid=settings.chain.netuid,
@@ -244,7 +262,15 @@ class ScoreboardReader:
             history = await q.score_history(session, hotkey, tasks, HISTORY_POINTS)
             samples = await q.samples(session, hotkey, tasks, window_start)
             failures = await q.failures(session, hotkey, tasks, RECENT_FAILURES)
-            explanation = await q.explanation(session, hotkey)
+            explanation = await read_explain.explanation(session, hotkey)
+            facts = await read_explain.period_facts(
+                session,
+                hotkey,
+                {
+                    t.factor.task: [e.period_id for e in t.factor.history]
+                    for t in (explanation.tasks if explanation else ())
+                },
+            )
         details = []
         for task in tasks:
             rows = samples.get(task, [])
@@ -270,6 +296,16 @@ class ScoreboardReader:
             failures=tuple(failures),
             explanation=explanation,
             quality_window_s=self.quality_window_s,
+            advice=tuple(
+                advise_task(
+                    t.factor,
+                    facts.get(t.factor.task, {}),
+                    largest_capacity=t.largest_capacity,
+                    speeds=t.speeds,
+                    quality_window_s=self.quality_window_s,
+                )
+                for t in (explanation.tasks if explanation else ())
+            ),
         )
 
     # -- checker --------------------------------------------------------------------------------

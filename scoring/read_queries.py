@@ -37,19 +37,15 @@ from core.db.tables.scoring import (
     WeightRunFactor,
     WeightRunWeight,
 )
-from scoring import formulas
 from scoring.read_views import (
     CheckRow,
     ContenderRow,
-    Explanation,
     FactorSummary,
-    HistoryWeight,
     PeriodSummary,
     ScorePoint,
-    TaskExplanation,
     WeightRunView,
 )
-from scoring.weights import CheckSample, FactorRow, HistoryEntry
+from scoring.weights import CheckSample
 
 BUCKETS = 10
 # A check scoring below this counts as failed (hard failures score 0; SPEC §5).
@@ -227,87 +223,6 @@ async def failures(
         CheckRow(*row[:7], reason=row[7] or "", evidence=evidence_text(row[8]))
         for row in await session.execute(stmt)
     ]
-
-
-def _history_weights(history: Sequence[HistoryEntry]) -> tuple[HistoryWeight, ...]:
-    """The scored entries with their weight max(consumed, quota) × 0.5^age, as
-    ``formulas.period_history`` weighs them."""
-    scored = [entry for entry in history if entry.score is not None]
-    return tuple(
-        HistoryWeight(
-            e.period_id,
-            e.score or 0.0,
-            e.consumed,
-            e.quota,
-            max(e.consumed, e.quota, 0.0) * formulas.HISTORY_DECAY**age,
-        )
-        for age, e in enumerate(scored)
-    )
-
-
-async def explanation(session: AsyncSession, hotkey: str) -> Explanation | None:
-    """The miner's weight in the latest run, every factor as stored (``scoring.runs``)."""
-    run = await session.scalar(select(WeightRun).order_by(WeightRun.id.desc()).limit(1))
-    if run is None:
-        return None
-    f = WeightRunFactor
-    totals: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
-    all_contributions = 0.0
-    everyone = select(f.task, f.effective, f.share, f.cubed_share, f.task_weight, f.uid)
-    for task, effective, share, cubed, weight, uid in await session.execute(
-        everyone.where(f.run_id == run.id)
-    ):
-        totals[task][0] += effective
-        totals[task][1] += share**3
-        if uid is not None:
-            all_contributions += weight * cubed
-    mine = (
-        await session.scalars(
-            select(f).where(f.run_id == run.id, f.hotkey == hotkey).order_by(f.task)
-        )
-    ).all()
-    w = WeightRunWeight
-    max_weight = await session.scalar(select(func.max(w.weight)).where(w.run_id == run.id))
-    own = (
-        await session.execute(
-            select(w.uid, w.weight, w.weight_u16).where(w.run_id == run.id, w.hotkey == hotkey)
-        )
-    ).first()
-    tasks = []
-    for row in mine:
-        history = msgspec.convert(row.history, list[HistoryEntry])
-        stored = {name: getattr(row, name) for name in FactorRow.__struct_fields__}
-        factor = FactorRow(**{**stored, "history": history})
-        weighted = _history_weights(history)
-        tasks.append(
-            TaskExplanation(
-                factor=factor,
-                history=weighted,
-                unscored=len(history) - len(weighted),
-                new_miner=row.periods_scored <= formulas.NEW_MINER_PERIODS,
-                total_effective=totals[row.task][0],
-                total_cubes=totals[row.task][1],
-            )
-        )
-    uid = own[0] if own else next((row.uid for row in mine if row.uid is not None), None)
-    return Explanation(
-        run_id=run.id,
-        created_at=run.created_at,
-        status=run.status,
-        message=run.message,
-        block=run.block,
-        period_id=run.period_id,
-        version_key=run.version_key,
-        task_weights={k: float(v) for k, v in run.task_weights.items()},
-        parameters=dict(run.parameters),
-        uid=uid,
-        tasks=tuple(tasks),
-        contributions=sum(t.factor.contribution for t in tasks),
-        all_contributions=all_contributions,
-        weight=own[1] if own else None,
-        weight_u16=own[2] if own else None,
-        max_weight=float(max_weight or 0.0),
-    )
 
 
 def _hour_and_bucket(dialect: str) -> tuple[ColumnElement[Any], ColumnElement[Any]]:

@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "prices": ("sn19.commands.prices", "Set and list prices per task."),
     "ledger": ("sn19.commands.ledger", "Verify the credit ledger."),
     "scores": ("sn19.commands.scores", "Show scores and explain weights."),
+    "receipts": ("sn19.commands.receipts", "Verify a miner's receipt offline."),
     "models": ("sn19.commands.models", "Prepare and inspect model files."),
     "operators": ("sn19.commands.operators", "Manage dashboard operators (staff users)."),
     "config": ("sn19.commands.config", "Show the effective settings."),

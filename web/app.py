@@ -18,7 +18,8 @@ cookie (or, before sign-in, from a pre-sign-in cookie); posts from another site
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from typing import Any, cast
 
 from litestar import Litestar, Request
 from litestar.di import Provide
@@ -26,15 +27,16 @@ from litestar.handlers.asgi_handlers import ASGIRouteHandler, asgi
 from litestar.middleware.base import DefineMiddleware
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
-from litestar.types import Receive, Scope, Send
+from litestar.types import ASGIApp, Receive, Scope, Send
 from redis.asyncio import Redis
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from billing import Billing
 from core.db.engine import Database
 from core.settings import Settings
 from protocol.catalog import Catalog
 from scoring import ScoreboardReader
-from web.auth import PRE_COOKIE, SessionMiddleware, require, signed_in
+from web.auth import PRE_COOKIE, SessionMiddleware, is_local_host, require, signed_in
 from web.controllers import (
     admin,
     admin_keys,
@@ -43,13 +45,17 @@ from web.controllers import (
     admin_site,
     customer,
     customer_usage,
+    once,
     public,
+    scoreboard,
 )
 from web.errors import CsrfRejected, error_handler
 from web.render import STATIC, template_engine
 from web.sessions import SignedIn
 from web.state import Dashboard, DashboardHolder
 from web.tokens import csrf_matches
+
+log = logging.getLogger(__name__)
 
 MOUNT_PATH = "/dashboard"
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -72,16 +78,20 @@ ROUTES = [
     customer.update_key,
     customer.rotate_key,
     customer.revoke_key,
+    once.once_view,
     customer_usage.usage,
     customer_usage.requests,
+    customer_usage.request_detail,
     customer_usage.billing,
     customer_usage.checkout,
+    customer_usage.statement_export,
     customer_usage.docs,
     admin.admin_overview,
     admin.accounts,
     admin.create_account,
     admin.account_detail,
     admin.account_status,
+    admin.statement_export,
     admin.grant,
     admin_keys.create_key,
     admin_keys.key_detail,
@@ -103,6 +113,8 @@ ROUTES = [
     admin_miners.miner_detail,
     admin_scoring.checker,
     admin_scoring.chain,
+    scoreboard.scoreboard,
+    scoreboard.scoreboard_miner,
 ]
 
 
@@ -119,6 +131,29 @@ async def check_csrf(request: Request[Any, Any, Any]) -> None:
     cookie_token = found.token if found is not None else request.cookies.get(PRE_COOKIE)
     if not csrf_matches(cookie_token, sent if isinstance(sent, str) else None):
         raise CsrfRejected("The form's security token is missing or wrong.")
+
+
+def proxy_headers(app: ASGIApp, trusted: list[str]) -> ASGIApp:
+    """uvicorn's ``ProxyHeadersMiddleware`` (addresses, networks or ``*``; the client is the
+    right-most untrusted X-Forwarded-For hop) in front of the dashboard, whatever serves it."""
+    return cast("ASGIApp", ProxyHeadersMiddleware(cast("Any", app), trusted_hosts=trusted))
+
+
+def warn_if_plain_http(settings: Settings, mount: str) -> None:
+    """At start-up: the gateway listens on a non-local address and its public URL is not
+    https, so sign-ins would cross the network in clear text (unless a TLS proxy is in front:
+    then set ``gateway.public_url`` to its https address)."""
+    gateway = settings.gateway
+    if is_local_host(gateway.host) or gateway.public_url.startswith("https://"):
+        return
+    log.warning(
+        "the dashboard (%s) is served over plain http on %s:%d: passwords and session cookies "
+        "cross the network unencrypted. Serve it behind a TLS-terminating proxy (list it in "
+        "web.trusted_proxies) and set gateway.public_url to its https:// address.",
+        mount,
+        gateway.host,
+        gateway.port,
+    )
 
 
 def create_dashboard(
@@ -138,6 +173,7 @@ def create_dashboard(
     ``web.api_base_url``, else ``<gateway.public_url>/v1``, else the request's host + ``/v1``).
     ``mount_path``: where the mounting app serves it (links, redirects and cookie paths)."""
     mount = "/" + mount_path.strip("/") if mount_path.strip("/") else ""
+    warn_if_plain_http(settings, mount or "/")
     holder = DashboardHolder(
         settings,
         db=db,
@@ -166,7 +202,12 @@ def create_dashboard(
             "dash": Provide(provide_dashboard, sync_to_thread=False),
             "me": Provide(provide_me, sync_to_thread=False),
         },
-        middleware=[DefineMiddleware(SessionMiddleware, holder=holder)],
+        middleware=[
+            # First: a trusted proxy's X-Forwarded-Proto/-For become the scope's scheme and
+            # client, so everything after (cookies, limits, the audit log) sees the original.
+            DefineMiddleware(proxy_headers, trusted=settings.web.trusted_proxies),
+            DefineMiddleware(SessionMiddleware, holder=holder),
+        ],
         before_request=check_csrf,
         template_config=TemplateConfig(instance=template_engine()),
         exception_handlers={Exception: error_handler(holder)},

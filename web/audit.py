@@ -79,6 +79,7 @@ class AuditLog:
 
 
 SIGNUP_ENABLED = "signup_enabled"
+PUBLIC_SCOREBOARD = "public_scoreboard"
 
 
 class SiteSettings:
@@ -88,29 +89,29 @@ class SiteSettings:
         self._db = db
         self._signup_default = signup_default
 
-    async def signup_enabled(self) -> bool:
+    async def flag(self, key: str, default: bool) -> bool:
         async with self._db.read() as session:
             value = (
-                await session.execute(
-                    select(SiteSetting.value).where(SiteSetting.key == SIGNUP_ENABLED)
-                )
+                await session.execute(select(SiteSetting.value).where(SiteSetting.key == key))
             ).scalar_one_or_none()
-        return self._signup_default if value is None else value == "true"
+        return default if value is None else value == "true"
 
-    async def set_signup_enabled(self, enabled: bool, *, actor: str) -> None:
+    async def set_flag(self, key: str, enabled: bool, *, actor: str) -> None:
         values = {
-            "key": SIGNUP_ENABLED,
+            "key": key,
             "value": "true" if enabled else "false",
             "updated_by": actor,
             "updated_at": utcnow(),
         }
         async with self._db.transaction() as session:
-            row = await session.get(SiteSetting, SIGNUP_ENABLED, with_for_update=True)
+            row = await session.get(SiteSetting, key, with_for_update=True)
             if row is None:
                 await session.execute(insert_ignore(self._db.dialect, SiteSetting, values, ["key"]))
             else:
-                row.value, row.updated_by, row.updated_at = (
-                    str(values["value"]),
-                    actor,
-                    utcnow(),
-                )
+                row.value, row.updated_by, row.updated_at = (str(values["value"]), actor, utcnow())
+
+    async def signup_enabled(self) -> bool:
+        return await self.flag(SIGNUP_ENABLED, self._signup_default)
+
+    async def set_signup_enabled(self, enabled: bool, *, actor: str) -> None:
+        await self.set_flag(SIGNUP_ENABLED, enabled, actor=actor)

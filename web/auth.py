@@ -73,18 +73,41 @@ def admins_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHand
         raise PermissionDeniedException("Only administrators can make this change.")
 
 
-def client_ip(connection: ASGIConnection[Any, Any, Any, Any], *, trust_forwarded: bool) -> str:
-    if trust_forwarded and (forwarded := connection.headers.get("x-forwarded-for")):
-        return forwarded.split(",")[0].strip()[:64]
+def client_ip(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+    """The client's address: the peer's, or what a trusted proxy forwarded
+    (``ProxyHeadersMiddleware`` in ``web.app`` rewrote the scope)."""
     client = connection.scope.get("client")
-    return str(client[0]) if client else ""
+    return str(client[0])[:64] if client else ""
 
 
 def secure_cookies(dash: Dashboard, connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
+    """``auto``: when the original request was https (the scope's scheme, which a trusted
+    proxy's X-Forwarded-Proto sets)."""
     mode = dash.settings.web.secure_cookies
     if mode == "auto":
         return connection.scope.get("scheme") == "https"
     return mode == "always"
+
+
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]", "0:0:0:0:0:0:0:1"})
+
+
+def is_local_host(host: str) -> bool:
+    """A loopback name or address (``127.x`` included)."""
+    name = host.strip().lower()
+    if name.startswith("[") and "]" in name:
+        name = name[1 : name.index("]")]
+    elif name.count(":") == 1:
+        name = name.split(":", 1)[0]
+    return name in LOCAL_HOSTS or name.startswith("127.") or name.endswith(".localhost")
+
+
+def plain_http_exposed(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
+    """This request reached the dashboard over plain http at a non-local address: passwords
+    and session cookies cross the network unencrypted."""
+    if connection.scope.get("scheme") != "http":
+        return False
+    return not is_local_host(connection.headers.get("host", ""))
 
 
 def cookie(
@@ -94,12 +117,13 @@ def cookie(
     value: str,
     *,
     max_age: int | None,
+    path: str = "",
 ) -> Cookie:
-    """HttpOnly, SameSite=Lax, Path=<mount>, Secure per ``web.secure_cookies``."""
+    """HttpOnly, SameSite=Lax, Path=<mount> (or ``path``), Secure per ``web.secure_cookies``."""
     return Cookie(
         key=key,
         value=value,
-        path=dash.mount_path or "/",
+        path=path or dash.mount_path or "/",
         max_age=max_age,
         httponly=True,
         samesite="lax",
@@ -108,9 +132,9 @@ def cookie(
 
 
 def expired_cookie(
-    dash: Dashboard, connection: ASGIConnection[Any, Any, Any, Any], key: str
+    dash: Dashboard, connection: ASGIConnection[Any, Any, Any, Any], key: str, path: str = ""
 ) -> Cookie:
-    return cookie(dash, connection, key, "", max_age=0)
+    return cookie(dash, connection, key, "", max_age=0, path=path)
 
 
 class SessionMiddleware:

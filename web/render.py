@@ -20,9 +20,9 @@ from litestar.datastructures import Cookie
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Template
 
-from billing import MICRO
+from billing import MICRO, format_credits
 from web.auth import PRE_COOKIE, cookie, signed_in
-from web.charts import compact, meter
+from web.charts import Axis, meter
 from web.state import Dashboard
 from web.tokens import csrf_token, new_token
 
@@ -58,6 +58,12 @@ STAFF_NAV = (
     NavItem("settings", "Settings", "/admin/settings"),
 )
 
+# The public pages (no sign-in): the miner scoreboard, and the way in.
+PUBLIC_NAV = (
+    NavItem("scoreboard", "Miner scoreboard", "/scoreboard"),
+    NavItem("login", "Sign in", "/login"),
+)
+
 # Fixed notices shown after a redirect (``?done=<code>``): no user text ever reaches the page.
 NOTICES = {
     "signed_out": "You are signed out.",
@@ -75,19 +81,17 @@ NOTICES = {
 }
 
 
-def credits_text(micro: int | None, places: int = 6) -> str:
-    """Micro-credits as credits, thousands separated, trailing zeros trimmed (at least 2)."""
+def credits_text(micro: int | None) -> str:
+    """Micro-credits as credits: thousands separated, always six decimals (one format on every
+    page, in every column and in CSV exports: ``49.999981``, ``25.000000``)."""
     if micro is None:
         return "—"
-    sign = "-" if micro < 0 else ""
-    whole, frac = divmod(abs(int(micro)), MICRO)
-    decimals = f"{frac:06d}"[:places].rstrip("0").ljust(2, "0")
-    return f"{sign}{whole:,}.{decimals}"
+    whole, _, frac = format_credits(abs(int(micro))).partition(".")
+    return f"{'-' if micro < 0 else ''}{int(whole):,}.{frac}"
 
 
-def credits_axis(micro: float) -> str:
-    """Chart labels: micro-credits as compact credits (``0.0042``, ``12.5``, ``1.2k``)."""
-    return compact(micro / MICRO)
+# Charts of money: micro-credits shown as credits (a step is at least one micro-credit).
+CREDITS_AXIS = Axis("credits", scale=MICRO, exact=lambda micro: credits_text(int(micro)))
 
 
 def number(value: int | float | None) -> str:
@@ -177,14 +181,19 @@ def page(
     active: str = "",
     title: str = "",
     cookies: list[Cookie] | None = None,
+    nav: tuple[NavItem, ...] | None = None,
+    brand: str = "",
     **context: Any,
 ) -> Template:
+    """``nav`` and ``brand``: the navigation and the label beside the logo (default: the
+    signed-in user's)."""
     found = signed_in(request)
     user = found.user if found is not None else None
     token, pre_cookie = csrf_for(request, dash)
-    nav: tuple[NavItem, ...] = ()
-    if user is not None:
-        nav = STAFF_NAV if user.is_staff else CUSTOMER_NAV
+    if nav is None:
+        nav = () if user is None else STAFF_NAV if user.is_staff else CUSTOMER_NAV
+    if not brand:
+        brand = "operator" if user is not None and user.is_staff else "dashboard"
     done = request.query_params.get("done", "")
     all_cookies = list(cookies or [])
     if pre_cookie is not None:
@@ -196,6 +205,7 @@ def page(
         context={
             "user": user,
             "nav": nav,
+            "brand": brand,
             "active": active,
             "title": title,
             "csrf": token,

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 from markupsafe import Markup
 
 from scoring import MINER_STATUSES, MinerView, ScorePoint, TaskState
-from web.charts import bar_chart, bucket_labels, line_chart
+from web.charts import CHECKS, SCORE, bar_chart, bucket_labels, line_chart
 
 
 @dataclass(frozen=True)
@@ -152,21 +152,17 @@ def status_counts(miners: Sequence[MinerView], task: str) -> dict[str, int]:
     return {status: count for status, count in counts.items() if count}
 
 
-def _score(value: float) -> str:
-    return f"{value:.2f}"
-
-
 def score_chart(task: str, points: Sequence[ScorePoint]) -> Markup:
     return line_chart(
         f"{task}: period score, last {len(points)} closed periods",
         [(f"#{p.period_id}", p.score or 0.0) for p in points],
-        _score,
+        SCORE,
     )
 
 
 def histogram_chart(title: str, counts: Sequence[int]) -> Markup:
-    return bar_chart(title, list(zip(bucket_labels(len(counts)), counts, strict=True)))
+    return bar_chart(title, list(zip(bucket_labels(len(counts)), counts, strict=True)), CHECKS)
 
 
 def hourly_chart(title: str, labels: Sequence[str], counts: Sequence[int]) -> Markup:
-    return bar_chart(title, list(zip(labels, counts, strict=True)))
+    return bar_chart(title, list(zip(labels, counts, strict=True)), CHECKS)

@@ -36,12 +36,12 @@ DISABLED = "Billing is not enabled on this validator."
 
 
 def _api(gateway: Gateway) -> BillingApi:
-    if gateway.billing_api is None:
+    if gateway.billing is None:
         raise BillingUnavailable(DISABLED)
-    return gateway.billing_api
+    return gateway.billing.api
 
 
-async def _account(
+async def key_account(
     request: Request[Any, Any, Any], gateway: Gateway, route: str
 ) -> tuple[RequestContext, BillingApi, int]:
     """Authenticate the API key; its account."""
@@ -53,7 +53,7 @@ async def _account(
     return ctx, api, key.account_id
 
 
-def _answer(ctx: RequestContext | None, payload: msgspec.Struct) -> ASGIApp:
+def answer(ctx: RequestContext | None, payload: msgspec.Struct) -> ASGIApp:
     if ctx is not None:
         ctx.gateway.metrics.request(ctx.route, "-", 200, ctx.elapsed())
         ctx.end_span(200)
@@ -72,9 +72,9 @@ def _query(request: Request[Any, Any, Any]) -> dict[str, str]:
 
 @post(CHECKOUT, status_code=200)
 async def checkout(request: Request[Any, Any, Any], gateway: Gateway) -> ASGIApp:
-    ctx, api, account_id = await _account(request, gateway, CHECKOUT)
+    ctx, api, account_id = await key_account(request, gateway, CHECKOUT)
     body = decode(CHECKOUT_REQUEST, await request.body())
-    return _answer(ctx, await api.checkout(account_id, body))
+    return answer(ctx, await api.checkout(account_id, body))
 
 
 @post(WEBHOOK, status_code=200)
@@ -82,20 +82,20 @@ async def stripe_webhook(request: Request[Any, Any, Any], gateway: Gateway) -> A
     api = _api(gateway)
     payload = await request.body()
     signature = request.headers.get("stripe-signature")
-    return _answer(None, await api.stripe_webhook(payload, signature))
+    return answer(None, await api.stripe_webhook(payload, signature))
 
 
 @get(USAGE)
 async def usage(request: Request[Any, Any, Any], gateway: Gateway) -> ASGIApp:
-    ctx, api, account_id = await _account(request, gateway, USAGE)
+    ctx, api, account_id = await key_account(request, gateway, USAGE)
     query = convert(_query(request), UsageQuery)
-    return _answer(ctx, await api.usage(account_id, query))
+    return answer(ctx, await api.usage(account_id, query))
 
 
 @get(BALANCE)
 async def balance(request: Request[Any, Any, Any], gateway: Gateway) -> ASGIApp:
-    ctx, api, account_id = await _account(request, gateway, BALANCE)
-    return _answer(ctx, await api.balance(account_id))
+    ctx, api, account_id = await key_account(request, gateway, BALANCE)
+    return answer(ctx, await api.balance(account_id))
 
 
 BILLING_HANDLERS = (checkout, stripe_webhook, usage, balance)

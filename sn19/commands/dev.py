@@ -33,18 +33,22 @@ def _port_free(port: int) -> bool:
 
 
 def _start(child: Child, *, label: str, timeout: float) -> None:
+    """One progress line per process: a spinner on a terminal; elsewhere (a log file, a pipe)
+    the label once and "ready" after it, never the line twice."""
     click.echo(f"  {label:<44}", nl=False)
     child.start()
     frames = "|/-\\"
     tick = [0]
+    terminal = sys.stdout.isatty()
 
     def spin(waited: float) -> None:
         tick[0] += 1
-        if sys.stdout.isatty():
+        if terminal:
             click.echo(f"\r  {label:<44}{frames[tick[0] % 4]} {waited:4.0f}s", nl=False)
 
     waited = wait_healthy(child, timeout=timeout, on_tick=spin)
-    click.echo(f"\r  {label:<44}" + click.style("ready", fg="green") + f" ({waited:.1f}s)")
+    again = f"\r  {label:<44}" if terminal else ""
+    click.echo(again + click.style("ready", fg="green") + f" ({waited:.1f}s)")
 
 
 def _run(plan: DevPlan) -> None:
@@ -137,7 +141,12 @@ def _run(plan: DevPlan) -> None:
     show_default=True,
     help="Wallets, the local network file, the database, logs.",
 )
-@click.option("--miner-port", default=8091, show_default=True, help="First miner's port.")
+@click.option(
+    "--miner-port",
+    default=8191,
+    show_default=True,
+    help="First miner's port (8091, sn19 miner's default, stays free for a miner of your own).",
+)
 @click.option(
     "--period", "period_s", default=60.0, show_default=True, help="Scoring period in seconds."
 )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 from sqlalchemy import select
@@ -19,6 +19,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from core.db import Database
 from core.settings import Settings
 from protocol.config import ConfigError
+
+if TYPE_CHECKING:
+    from scoring.advice import PeriodFacts
 
 T = TypeVar("T")
 
@@ -63,15 +66,32 @@ def command() -> None:
 @click.option("--run", "run_id", type=int, default=None, help="A weight run id (default: latest).")
 def show(config_file: str | None, hotkey: str | None, run_id: int | None) -> None:
     """Every miner's weight in the latest calculation, or how one miner's was computed."""
-    from scoring.explain import explain_miner, summary
-    from scoring.runs import load_run
+    from scoring.explain import explain_miner, miner_advice, summary
+    from scoring.read_explain import period_facts
+    from scoring.runs import RunReport, load_run
 
-    report = _with_db(_settings(config_file), lambda db: load_run(db, run_id))
-    if report is None:
+    async def action(db: Database) -> str | None:
+        report = await load_run(db, run_id)
+        if report is None:
+            return None
+        if not hotkey:
+            return summary(report)
+        return explain_miner(report, hotkey, miner_advice(report, hotkey, await facts(db, report)))
+
+    async def facts(db: Database, report: RunReport) -> dict[str, dict[int, PeriodFacts]]:
+        wanted: dict[str, list[int]] = {}
+        for _, row in report.factors:
+            if row.hotkey == hotkey:
+                wanted[row.task] = [entry.period_id for entry in row.history]
+        async with db.read() as session:
+            return await period_facts(session, hotkey or "", wanted)
+
+    text = _with_db(_settings(config_file), action)
+    if text is None:
         raise click.ClickException(
             "no weight calculation stored yet" if run_id is None else f"no weight run {run_id}"
         )
-    click.echo(explain_miner(report, hotkey) if hotkey else summary(report))
+    click.echo(text)
 
 
 @command.command("sync")

@@ -114,6 +114,14 @@ class FormClient:
             form.setdefault("csrf_token", await self.token())
         return await self.http.post(path, data=form, **kwargs)
 
+    async def post_once(self, path: str, data: dict[str, Any] | None = None) -> httpx.Response:
+        """A form that creates a secret: its 303, then the one-time view it leads to."""
+        posted = await self.post_form(path, data)
+        assert posted.status_code == 303, posted.text
+        location = posted.headers["location"]
+        assert "/once/" in location, location
+        return await self.get(location)
+
     async def login(self, email: str, password: str = PASSWORD) -> httpx.Response:
         response = await self.post_form("/dashboard/login", {"email": email, "password": password})
         assert response.status_code == 303, response.text

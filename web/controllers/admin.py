@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from litestar import get, post
 from litestar.exceptions import NotFoundException
-from litestar.response import Redirect, Template
+from litestar.response import Redirect, Stream, Template
 
 from billing import AccountInfo, BillingNotFound
 from web.auth import admins_only, staff_only
-from web.charts import bar_chart, line_chart
+from web.charts import TOKENS, bar_chart, line_chart
 from web.controllers.common import (
     RANGES,
     Req,
@@ -20,13 +20,14 @@ from web.controllers.common import (
     range_days,
     today,
 )
-from web.controllers.customer_usage import usage_charts
+from web.controllers.customer_usage import csv_response, statement_context, usage_charts
 from web.forms import FormError, choice, credits, text
 from web.keyforms import key_status
-from web.render import credits_axis, credits_text, page, redirect
+from web.render import CREDITS_AXIS, credits_text, page, redirect
 from web.reports import Totals, day_range
 from web.sessions import SignedIn
 from web.state import Dashboard
+from web.statement import StatementQuery
 from web.users import UserError, normalize_email
 
 PAGE = 50
@@ -63,13 +64,13 @@ async def admin_overview(request: Req, dash: Dashboard, me: SignedIn) -> Templat
         revenue_chart=bar_chart(
             f"Revenue (credits charged) per day, last {days} days",
             series([d.totals.cost for d in daily]),
-            credits_axis,
+            CREDITS_AXIS,
         ),
         requests_chart=bar_chart(
             f"Requests per day, last {days} days", series([d.totals.requests for d in daily])
         ),
         tokens_chart=line_chart(
-            f"Tokens per day, last {days} days", series([d.totals.tokens for d in daily])
+            f"Tokens per day, last {days} days", series([d.totals.tokens for d in daily]), TOKENS
         ),
         errors_chart=bar_chart(
             f"Failed requests per day, last {days} days", series([d.totals.errors for d in daily])
@@ -148,10 +149,6 @@ async def account_page(
     field: str = "",
 ) -> Template:
     account = await _account(dash, account_id)
-    before = positive_id(request, "before")
-    entries = await dash.billing.accounts.ledger_entries(
-        account_id, limit=PAGE + 1, before_id=before
-    )
     start, end = day_range(30, today())
     daily = await dash.reports.daily(start, end, account_id=account_id)
     current = now()
@@ -168,9 +165,6 @@ async def account_page(
         users=await dash.users.of_account(account_id),
         invitations=await dash.invitations.pending(account_id=account_id),
         totals=Totals.add_up(d.totals for d in daily),
-        entries=entries[:PAGE],
-        older=entries[PAGE - 1].id if len(entries) > PAGE else None,
-        paged=before is not None,
         audit=await dash.audit.page(account_id=account_id, limit=10),
         models=model_ids(dash),
         default_rpm=dash.settings.billing.default_rpm or "",
@@ -178,12 +172,21 @@ async def account_page(
         error=error,
         field=field,
         **usage_charts(daily, 30),
+        **await statement_context(request, dash, account_id),
     )
 
 
 @get("/admin/accounts/{account_id:int}", guards=[staff_only])
 async def account_detail(request: Req, dash: Dashboard, me: SignedIn, account_id: int) -> Template:
     return await account_page(request, dash, account_id)
+
+
+@get("/admin/accounts/{account_id:int}/statement.csv", guards=[staff_only])
+async def statement_export(request: Req, dash: Dashboard, me: SignedIn, account_id: int) -> Stream:
+    await _account(dash, account_id)
+    models = await dash.billing.accounts.statement_models(account_id)
+    query = StatementQuery.parse(request.query_params, models)
+    return csv_response(dash, account_id, query, f"account-{account_id}-statement")
 
 
 @post("/admin/accounts/{account_id:int}/status", guards=[admins_only])

@@ -13,10 +13,11 @@ from billing import BillingNotFound, KeyInfo
 from web.auth import admins_only, staff_only
 from web.controllers.admin import account_page
 from web.controllers.common import Req, ip_of, model_ids, today
-from web.controllers.customer import key_page, secret_page
+from web.controllers.customer import key_page
+from web.controllers.once import show_once
 from web.forms import FormError, text
 from web.keyforms import parse_key_form
-from web.render import page, redirect
+from web.render import redirect
 from web.sessions import SignedIn
 from web.state import Dashboard
 from web.users import UserError
@@ -30,7 +31,9 @@ async def _key(dash: Dashboard, key_id: int) -> KeyInfo:
 
 
 @post("/admin/accounts/{account_id:int}/keys", guards=[admins_only])
-async def create_key(request: Req, dash: Dashboard, me: SignedIn, account_id: int) -> Template:
+async def create_key(
+    request: Req, dash: Dashboard, me: SignedIn, account_id: int
+) -> Template | Redirect:
     form = await request.form()
     try:
         fields = parse_key_form(form, model_ids(dash), limits=True, today=today())
@@ -51,13 +54,14 @@ async def create_key(request: Req, dash: Dashboard, me: SignedIn, account_id: in
         detail=f"name={fields.name}",
         ip=ip_of(request, dash),
     )
-    return secret_page(
+    return await show_once(
         request,
         dash,
+        me,
+        "key",
         created.secret,
-        created.key,
+        subject_id=created.key.id,
         back=f"/admin/accounts/{account_id}",
-        rotated=False,
     )
 
 
@@ -92,7 +96,9 @@ async def update_key(
 
 
 @post("/admin/keys/{key_id:int}/rotate", guards=[admins_only])
-async def rotate_key(request: Req, dash: Dashboard, me: SignedIn, key_id: int) -> Template:
+async def rotate_key(
+    request: Req, dash: Dashboard, me: SignedIn, key_id: int
+) -> Template | Redirect:
     key = await _key(dash, key_id)
     try:
         created = await dash.billing.keys.rotate(key.id)
@@ -105,8 +111,14 @@ async def rotate_key(request: Req, dash: Dashboard, me: SignedIn, key_id: int) -
         target=f"key:{key.id}",
         ip=ip_of(request, dash),
     )
-    return secret_page(
-        request, dash, created.secret, created.key, back=f"/admin/keys/{key.id}", rotated=True
+    return await show_once(
+        request,
+        dash,
+        me,
+        "rotated",
+        created.secret,
+        subject_id=key.id,
+        back=f"/admin/keys/{key.id}",
     )
 
 
@@ -129,7 +141,9 @@ def invitation_link(request: Req, dash: Dashboard, token: str) -> str:
 
 
 @post("/admin/accounts/{account_id:int}/invite", guards=[admins_only])
-async def invite_customer(request: Req, dash: Dashboard, me: SignedIn, account_id: int) -> Template:
+async def invite_customer(
+    request: Req, dash: Dashboard, me: SignedIn, account_id: int
+) -> Template | Redirect:
     form = await request.form()
     try:
         email = text(form, "email", required=True, max_length=100)
@@ -148,16 +162,12 @@ async def invite_customer(request: Req, dash: Dashboard, me: SignedIn, account_i
         detail=f"email={invitation.email} role=customer",
         ip=ip_of(request, dash),
     )
-    response = page(
+    return await show_once(
         request,
         dash,
-        "admin/invite_link.html",
-        status=201,
-        active="accounts",
-        title="Invitation link",
-        invitation=invitation,
-        link=invitation_link(request, dash, token),
+        me,
+        "invite",
+        invitation_link(request, dash, token),
+        subject_id=invitation.id,
         back=f"/admin/accounts/{account_id}",
     )
-    response.headers["cache-control"] = "no-store"
-    return response

@@ -6,6 +6,7 @@ read API (``dash.scoreboard``)."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from litestar import get
 from litestar.exceptions import NotFoundException
@@ -14,7 +15,7 @@ from litestar.response import Template
 from scoring import MINER_STATUSES
 from web.auth import staff_only
 from web.controllers.common import Req
-from web.render import page
+from web.render import PUBLIC_NAV, page
 from web.scoreboard import TableQuery, histogram_chart, score_chart, status_counts, table
 from web.sessions import SignedIn
 from web.state import Dashboard
@@ -24,6 +25,11 @@ _HOTKEY = re.compile(r"^[A-Za-z0-9]{1,64}$")
 
 @get("/admin/miners", guards=[staff_only])
 async def miners(request: Req, dash: Dashboard, me: SignedIn) -> Template:
+    return await miners_page(request, dash, public=False)
+
+
+async def miners_page(request: Req, dash: Dashboard, *, public: bool) -> Template:
+    """The miners table; ``public``: the read-only scoreboard (``web.controllers.scoreboard``)."""
     tasks = dash.scoreboard.tasks()
     query = TableQuery.parse(request.query_params, tasks)
     everyone = await dash.scoreboard.miners()
@@ -34,8 +40,8 @@ async def miners(request: Req, dash: Dashboard, me: SignedIn) -> Template:
         request,
         dash,
         "admin/miners.html",
-        active="miners",
-        title="Miners",
+        active="scoreboard" if public else "miners",
+        title="Miner scoreboard" if public else "Miners",
         query=query,
         tasks=tasks,
         task_labels={task.id: task.kind for task in dash.catalog.enabled()},
@@ -47,11 +53,27 @@ async def miners(request: Req, dash: Dashboard, me: SignedIn) -> Template:
         max_capacity=max_capacity,
         routes_known=all(s.routed is not None for m in everyone for s in m.tasks),
         live_stats=dash.scoreboard.live is not None,
+        **_public(public),
     )
+
+
+def _public(public: bool) -> dict[str, Any]:
+    if not public:
+        return {"public": False, "miners_path": "/admin/miners"}
+    return {
+        "public": True,
+        "miners_path": "/scoreboard",
+        "nav": PUBLIC_NAV,
+        "brand": "scoreboard",
+    }
 
 
 @get("/admin/miners/{hotkey:str}", guards=[staff_only])
 async def miner_detail(request: Req, dash: Dashboard, me: SignedIn, hotkey: str) -> Template:
+    return await miner_page(request, dash, hotkey, public=False)
+
+
+async def miner_page(request: Req, dash: Dashboard, hotkey: str, *, public: bool) -> Template:
     if not _HOTKEY.match(hotkey):
         raise NotFoundException("No such miner.")
     detail = await dash.scoreboard.miner(hotkey)
@@ -75,7 +97,7 @@ async def miner_detail(request: Req, dash: Dashboard, me: SignedIn, hotkey: str)
         request,
         dash,
         "admin/miner.html",
-        active="miners",
+        active="scoreboard" if public else "miners",
         title=f"Miner {label}",
         label=label,
         detail=detail,
@@ -85,4 +107,6 @@ async def miner_detail(request: Req, dash: Dashboard, me: SignedIn, hotkey: str)
         window_h=detail.quality_window_s / 3600,
         checks_24h=sum(sum(task.histogram) for task in detail.tasks),
         live_stats=dash.scoreboard.live is not None,
+        advice=detail.advice,
+        **_public(public),
     )

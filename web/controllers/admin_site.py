@@ -9,9 +9,11 @@ from litestar.response import Redirect, Template
 
 from billing import BillingNotFound
 from protocol.catalog import Price
-from web.auth import admins_only, staff_only
+from web.audit import PUBLIC_SCOREBOARD, SIGNUP_ENABLED
+from web.auth import admins_only, plain_http_exposed, staff_only
 from web.controllers.admin_keys import invitation_link
 from web.controllers.common import Req, ip_of, now, positive_id
+from web.controllers.once import show_once
 from web.forms import FormError, checked, choice, credits, text
 from web.render import credits_text, page, redirect
 from web.sessions import SignedIn
@@ -81,7 +83,7 @@ async def reset_price(request: Req, dash: Dashboard, me: SignedIn) -> Redirect:
 
 
 async def _users_page(
-    request: Req, dash: Dashboard, *, status: int = 200, error: str = "", link: str = ""
+    request: Req, dash: Dashboard, *, status: int = 200, error: str = ""
 ) -> Template:
     return page(
         request,
@@ -94,7 +96,6 @@ async def _users_page(
         invitations=await dash.invitations.pending(),
         now=now(),
         error=error,
-        link=link,
     )
 
 
@@ -104,7 +105,7 @@ async def users(request: Req, dash: Dashboard, me: SignedIn) -> Template:
 
 
 @post("/admin/users/invite", guards=[admins_only])
-async def invite_staff(request: Req, dash: Dashboard, me: SignedIn) -> Template:
+async def invite_staff(request: Req, dash: Dashboard, me: SignedIn) -> Template | Redirect:
     form = await request.form()
     try:
         email = text(form, "email", required=True, max_length=100)
@@ -121,11 +122,15 @@ async def invite_staff(request: Req, dash: Dashboard, me: SignedIn) -> Template:
         detail=f"email={invitation.email} role={role}",
         ip=ip_of(request, dash),
     )
-    response = await _users_page(
-        request, dash, status=201, link=invitation_link(request, dash, token)
+    return await show_once(
+        request,
+        dash,
+        me,
+        "invite",
+        invitation_link(request, dash, token),
+        subject_id=invitation.id,
+        back="/admin/users",
     )
-    response.headers["cache-control"] = "no-store"
-    return response
 
 
 @post("/admin/users/{user_id:int}/{action:str}", guards=[admins_only])
@@ -197,17 +202,29 @@ async def settings_page(request: Req, dash: Dashboard, me: SignedIn) -> Template
         active="settings",
         title="Settings",
         signup=await dash.site.signup_enabled(),
+        scoreboard=await public_scoreboard_on(dash),
         signup_credits=dash.settings.web.signup_credits,
         stripe=dash.billing.stripe is not None,
+        plain_http=plain_http_exposed(request),
+        scheme=request.scope.get("scheme", "http"),
+        web=dash.settings.web,
     )
 
 
 @post("/admin/settings", guards=[admins_only])
 async def save_settings(request: Req, dash: Dashboard, me: SignedIn) -> Redirect:
     form = await request.form()
-    enabled = checked(form, "signup")
-    await dash.site.set_signup_enabled(enabled, actor=me.user.actor)
-    await dash.audit.record(
-        me.user, "settings.signup", detail=f"enabled={enabled}", ip=ip_of(request, dash)
-    )
+    for key, action in (
+        (SIGNUP_ENABLED, "settings.signup"),
+        (PUBLIC_SCOREBOARD, "settings.scoreboard"),
+    ):
+        enabled = checked(form, key)
+        await dash.site.set_flag(key, enabled, actor=me.user.actor)
+        await dash.audit.record(
+            me.user, action, detail=f"enabled={enabled}", ip=ip_of(request, dash)
+        )
     return redirect(dash, "/admin/settings", done="settings_saved")
+
+
+async def public_scoreboard_on(dash: Dashboard) -> bool:
+    return await dash.site.flag(PUBLIC_SCOREBOARD, dash.settings.web.public_scoreboard)

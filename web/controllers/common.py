@@ -19,7 +19,7 @@ DEFAULT_RANGE = 30
 
 
 def ip_of(request: Req, dash: Dashboard) -> str:
-    return client_ip(request, trust_forwarded=dash.settings.web.trust_forwarded_for)
+    return client_ip(request)
 
 
 def today() -> date:

@@ -19,9 +19,10 @@ from web.controllers.common import (
     sample_model,
     today,
 )
+from web.controllers.once import show_once
 from web.forms import FormError
 from web.keyforms import key_status, parse_key_form
-from web.render import credits_axis, page, redirect
+from web.render import CREDITS_AXIS, page, redirect
 from web.reports import Totals, day_range
 from web.sessions import SignedIn
 from web.state import Dashboard
@@ -55,7 +56,7 @@ async def overview(request: Req, dash: Dashboard, me: SignedIn) -> Template:
         spend_chart=bar_chart(
             "Credits spent per day, last 30 days",
             [(d.day.isoformat(), d.totals.cost) for d in daily],
-            credits_axis,
+            CREDITS_AXIS,
         ),
         active_keys=sum(1 for k in keys if key_status(k, current) == "active"),
         base_url=api_base(request, dash),
@@ -93,30 +94,8 @@ async def keys(request: Req, dash: Dashboard, me: SignedIn) -> Template:
     return await _keys_page(request, dash, me)
 
 
-def secret_page(
-    request: Req, dash: Dashboard, secret: str, key: KeyInfo, *, back: str, rotated: bool
-) -> Template:
-    """The one time a secret is shown (never stored, never cached)."""
-    response = page(
-        request,
-        dash,
-        "key_secret.html",
-        status=201 if not rotated else 200,
-        active="keys" if back == "/keys" else "accounts",
-        title="Your new API key",
-        secret=secret,
-        key=key,
-        back=back,
-        rotated=rotated,
-        base_url=api_base(request, dash),
-        model=sample_model(dash),
-    )
-    response.headers["cache-control"] = "no-store"
-    return response
-
-
 @post("/keys", guards=[customers_only])
-async def create_key(request: Req, dash: Dashboard, me: SignedIn) -> Template:
+async def create_key(request: Req, dash: Dashboard, me: SignedIn) -> Template | Redirect:
     form = await request.form()
     try:
         fields = parse_key_form(form, model_ids(dash), limits=False, today=today())
@@ -133,7 +112,9 @@ async def create_key(request: Req, dash: Dashboard, me: SignedIn) -> Template:
         detail=f"name={fields.name}",
         ip=ip_of(request, dash),
     )
-    return secret_page(request, dash, created.secret, created.key, back="/keys", rotated=False)
+    return await show_once(
+        request, dash, me, "key", created.secret, subject_id=created.key.id, back="/keys"
+    )
 
 
 @get("/keys/{key_id:int}", guards=[customers_only])
@@ -191,7 +172,9 @@ async def update_key(
 
 
 @post("/keys/{key_id:int}/rotate", guards=[customers_only])
-async def rotate_key(request: Req, dash: Dashboard, me: SignedIn, key_id: int) -> Template:
+async def rotate_key(
+    request: Req, dash: Dashboard, me: SignedIn, key_id: int
+) -> Template | Redirect:
     key = await key_of_account(dash, key_id, _account(me))
     try:
         created = await dash.billing.keys.rotate(key.id)
@@ -204,7 +187,9 @@ async def rotate_key(request: Req, dash: Dashboard, me: SignedIn, key_id: int) -
         target=f"key:{key.id}",
         ip=ip_of(request, dash),
     )
-    return secret_page(request, dash, created.secret, created.key, back="/keys", rotated=True)
+    return await show_once(
+        request, dash, me, "rotated", created.secret, subject_id=key.id, back="/keys"
+    )
 
 
 @post("/keys/{key_id:int}/revoke", guards=[customers_only])

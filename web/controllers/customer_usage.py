@@ -3,15 +3,19 @@ Stripe top-up, ledger) and the prices with a quick-start."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from litestar import get, post
-from litestar.response import Redirect, Template
+from litestar.exceptions import NotFoundException
+from litestar.response import Redirect, Stream, Template
 
+from billing import receipt_fields
 from billing.schemas import CheckoutRequest
 from core.errors import InvalidRequest
+from scoring import request_check
 from web.auth import customers_only
-from web.charts import bar_chart, line_chart
+from web.charts import TOKENS, bar_chart, line_chart
 from web.controllers.common import (
     RANGES,
     Req,
@@ -23,10 +27,11 @@ from web.controllers.common import (
     today,
 )
 from web.forms import FormError, whole
-from web.render import credits_axis, page
+from web.render import CREDITS_AXIS, page
 from web.reports import DayTotals, Totals, day_range
 from web.sessions import SignedIn
 from web.state import Dashboard
+from web.statement import KIND_LABELS, StatementQuery, statement_csv, statement_page
 
 PAGE = 50
 
@@ -43,7 +48,7 @@ def usage_charts(daily: list[DayTotals], days: int) -> dict[str, Any]:
         "cost_chart": bar_chart(
             f"Credits spent per day, last {days} days",
             list(zip(labels, [d.totals.cost for d in daily], strict=True)),
-            credits_axis,
+            CREDITS_AXIS,
         ),
         "requests_chart": bar_chart(
             f"Requests per day, last {days} days",
@@ -52,6 +57,7 @@ def usage_charts(daily: list[DayTotals], days: int) -> dict[str, Any]:
         "tokens_chart": line_chart(
             f"Tokens per day, last {days} days",
             list(zip(labels, [d.totals.tokens for d in daily], strict=True)),
+            TOKENS,
         ),
     }
 
@@ -102,14 +108,63 @@ async def requests(request: Req, dash: Dashboard, me: SignedIn) -> Template:
     )
 
 
+@get("/usage/requests/{request_id:str}", guards=[customers_only])
+async def request_detail(request: Req, dash: Dashboard, me: SignedIn, request_id: str) -> Template:
+    """Who served one of the account's requests: the miner, its receipt, the check."""
+    served = await dash.billing.usage.receipts.served(_account(me), request_id)
+    if served is None:
+        raise NotFoundException("No such request on this account.")
+    check = (
+        await request_check(dash.db, served.request_id, hotkey=served.miner_hotkey)
+        if served.miner_hotkey
+        else None
+    )
+    receipt = receipt_fields(served.receipt)
+    return page(
+        request,
+        dash,
+        "customer/request.html",
+        active="usage",
+        title=f"Request {served.request_id}",
+        served=served,
+        check=check,
+        receipt_json=json.dumps(receipt, indent=2) if receipt else "",
+    )
+
+
+async def statement_context(request: Req, dash: Dashboard, account_id: int) -> dict[str, Any]:
+    """The statement, its filters and its pages (shared with the operator's account page)."""
+    models = await dash.billing.accounts.statement_models(account_id)
+    query = StatementQuery.parse(request.query_params, models)
+    before = positive_id(request, "before")
+    lines, older = await statement_page(dash, account_id, query, before)
+    return {
+        "lines": lines,
+        "older": older,
+        "paged": before is not None,
+        "query": query,
+        "filtered": query.active,
+        "statement_keys": await dash.billing.keys.list_keys(account_id),
+        "statement_models": models,
+        "kind_labels": KIND_LABELS,
+    }
+
+
+def csv_response(dash: Dashboard, account_id: int, query: StatementQuery, name: str) -> Stream:
+    return Stream(
+        statement_csv(dash, account_id, query),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "content-disposition": f'attachment; filename="{name}-{today().isoformat()}.csv"',
+            "cache-control": "no-store",
+        },
+    )
+
+
 async def _billing_page(
     request: Req, dash: Dashboard, me: SignedIn, *, status: int = 200, error: str = ""
 ) -> Template:
     account_id = _account(me)
-    before = positive_id(request, "before")
-    entries = await dash.billing.accounts.ledger_entries(
-        account_id, limit=PAGE + 1, before_id=before
-    )
     cfg = dash.settings.billing
     checkout = request.query_params.get("checkout", "")
     return page(
@@ -121,21 +176,27 @@ async def _billing_page(
         title="Billing",
         account=await dash.billing.accounts.get(account_id),
         balance=await dash.billing.accounts.balance(account_id),
-        entries=entries[:PAGE],
-        older=entries[PAGE - 1].id if len(entries) > PAGE else None,
-        paged=before is not None,
         topup=dash.billing.stripe is not None,
         min_credits=cfg.checkout_min_credits,
         max_credits=cfg.checkout_max_credits,
         unit_price=f"{cfg.credit_price_cents / 100:.2f} {cfg.currency.upper()}",
         checkout=checkout if checkout in ("success", "cancel") else "",
         error=error,
+        **await statement_context(request, dash, account_id),
     )
 
 
 @get("/billing", guards=[customers_only])
 async def billing(request: Req, dash: Dashboard, me: SignedIn) -> Template:
     return await _billing_page(request, dash, me)
+
+
+@get("/billing/statement.csv", guards=[customers_only])
+async def statement_export(request: Req, dash: Dashboard, me: SignedIn) -> Stream:
+    account_id = _account(me)
+    models = await dash.billing.accounts.statement_models(account_id)
+    query = StatementQuery.parse(request.query_params, models)
+    return csv_response(dash, account_id, query, "statement")
 
 
 @post("/billing/checkout", guards=[customers_only])

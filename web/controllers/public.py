@@ -8,7 +8,9 @@ from litestar import Request, get, post
 from litestar.exceptions import NotFoundException
 from litestar.response import Redirect, Template
 
-from web.auth import PRE_COOKIE, SESSION_COOKIE, client_ip, cookie, expired_cookie, signed_in
+from web.auth import PRE_COOKIE, SESSION_COOKIE, cookie, expired_cookie, signed_in
+from web.controllers.admin_site import public_scoreboard_on
+from web.controllers.common import ip_of
 from web.errors import TooManyAttempts
 from web.forms import FormError, text
 from web.passwords import password_problem
@@ -33,16 +35,12 @@ def safe_next(dash: Dashboard, raw: str | None) -> str:
     return value
 
 
-def _ip(request: Req, dash: Dashboard) -> str:
-    return client_ip(request, trust_forwarded=dash.settings.web.trust_forwarded_for)
-
-
 async def start_session(request: Req, dash: Dashboard, user: User, target: str) -> Redirect:
     """A new session (a new token on every sign-in; the browser's previous one ends)."""
     if previous := request.cookies.get(SESSION_COOKIE):
         await dash.sessions.end(previous)
     session = await dash.sessions.create(
-        user, ip=_ip(request, dash), user_agent=request.headers.get("user-agent", "")
+        user, ip=ip_of(request, dash), user_agent=request.headers.get("user-agent", "")
     )
     cookies = [
         cookie(
@@ -79,6 +77,7 @@ async def login_form(request: Req, dash: Dashboard) -> Template | Redirect:
         email="",
         error="",
         signup=await dash.site.signup_enabled(),
+        scoreboard=await public_scoreboard_on(dash),
     )
 
 
@@ -88,7 +87,7 @@ async def login(request: Req, dash: Dashboard) -> Template | Redirect:
     email = str(form.get("email") or "").strip()[:320]
     password = str(form.get("password") or "")[:1024]
     target = safe_next(dash, str(form.get("next") or ""))
-    ip = _ip(request, dash)
+    ip = ip_of(request, dash)
     if wait := await dash.limiter.retry_after(email, ip):
         minutes = max(1, (wait + 59) // 60)
         raise TooManyAttempts(
@@ -109,6 +108,7 @@ async def login(request: Req, dash: Dashboard) -> Template | Redirect:
             email=email,
             error="The e-mail or password is not right.",
             signup=await dash.site.signup_enabled(),
+            scoreboard=await public_scoreboard_on(dash),
         )
     await dash.limiter.succeeded(email, ip)
     await dash.audit.record(user, "auth.login", account_id=user.account_id, ip=ip)
@@ -119,7 +119,7 @@ async def login(request: Req, dash: Dashboard) -> Template | Redirect:
 async def logout(request: Req, dash: Dashboard, me: SignedIn) -> Redirect:
     await dash.sessions.end(me.token)
     await dash.audit.record(
-        me.user, "auth.logout", account_id=me.user.account_id, ip=_ip(request, dash)
+        me.user, "auth.logout", account_id=me.user.account_id, ip=ip_of(request, dash)
     )
     return redirect(
         dash, "/login", done="signed_out", cookies=[expired_cookie(dash, request, SESSION_COOKIE)]
@@ -177,7 +177,7 @@ async def signup(request: Req, dash: Dashboard) -> Template | Redirect:
         "auth.signup",
         account_id=account.id,
         target=f"account:{account.id}",
-        ip=_ip(request, dash),
+        ip=ip_of(request, dash),
     )
     return await start_session(request, dash, user, dash.url("/overview") + "?done=welcome")
 
@@ -228,6 +228,6 @@ async def accept_invitation(request: Req, dash: Dashboard, token: str) -> Templa
         "invitation.accept",
         account_id=user.account_id,
         target=f"invitation:{invitation.id}",
-        ip=_ip(request, dash),
+        ip=ip_of(request, dash),
     )
     return await start_session(request, dash, user, "")

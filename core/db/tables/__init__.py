@@ -9,8 +9,8 @@ tables later). To add a domain: create ``core/db/tables/<domain>.py`` with model
 from __future__ import annotations
 
 from core.db.base import Base
-from core.db.tables import billing, checks, scoring, web
+from core.db.tables import billing, checks, requests, scoring, web
 
 metadata = Base.metadata
 
-__all__ = ["Base", "billing", "checks", "metadata", "scoring", "web"]
+__all__ = ["Base", "billing", "checks", "metadata", "requests", "scoring", "web"]

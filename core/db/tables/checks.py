@@ -29,6 +29,8 @@ class CheckJobRecord(Base):
     __tablename__ = "check_jobs"
     __table_args__ = (
         Index("ix_check_jobs_task_miner_hotkey_checked_at", "task", "miner_hotkey", "checked_at"),
+        # A customer's request → its check, if it was sampled (``GET /v1/requests/{id}``).
+        Index("ix_check_jobs_request_id", "request_id"),
     )
 
     job_id: Mapped[str] = mapped_column(String(128), primary_key=True)

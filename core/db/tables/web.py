@@ -11,7 +11,12 @@ may have several). Their passwords are argon2id hashes.
   user with a given role (and account), until it expires or is used.
 - ``web_audit_log``: append-only record of every change made through the dashboard (who, what,
   which account, from where).
-- ``web_settings``: site switches operators change at run time (``signup_enabled``).
+- ``web_settings``: site switches operators change at run time (``signup_enabled``,
+  ``public_scoreboard``).
+- ``web_one_time_views``: what a form that creates something shows once after its redirect (a
+  new key's secret, an invitation link), sealed: the row holds the text XOR a random pad and the
+  pad lives only in the browser's cookie for that view, so neither alone reveals it. Reading
+  the view deletes the row (``web.once``).
 
 The dashboard's keyset pages of one account's usage records need ``(account_id, id)`` on
 ``usage_records``; that index is declared here (with the dashboard's migration) so the models
@@ -22,7 +27,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String
+from sqlalchemy import CheckConstraint, ForeignKey, Index, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db.base import Base, BigId, utcnow
@@ -92,6 +97,23 @@ class SiteSetting(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+class OneTimeView(Base):
+    __tablename__ = "web_one_time_views"
+
+    # The random id in the view's URL.
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # Only the browser session that created it may read it.
+    session_id: Mapped[int] = mapped_column(ForeignKey("web_sessions.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    # The text XOR the pad (the pad is in the browser's cookie only).
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    # What the page says about it (no secret): the key or the invitation, where to go back.
+    subject_id: Mapped[int] = mapped_column(default=0)
+    back: Mapped[str] = mapped_column(String(300), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
 # Keyset pages of one account's usage records (newest first): WHERE account_id = ? AND id < ?
 # ORDER BY id DESC. Without it PostgreSQL sorts every record of the account.
 USAGE_RECORDS_ACCOUNT_ID_ID = Index(
@@ -102,6 +124,7 @@ __all__ = [
     "USAGE_RECORDS_ACCOUNT_ID_ID",
     "AuditEntry",
     "Invitation",
+    "OneTimeView",
     "SiteSetting",
     "WebSession",
 ]

@@ -311,3 +311,32 @@ async def test_without_redis_chain_or_data(
     assert state is not None and state.routed is None and state.current is None
     assert state.last is not None and state.quality is not None
     assert miners[1].status() == "routed"  # inferred from the open period's contender
+
+
+async def test_the_local_file_network_is_read_without_a_connection(
+    scoring_db: Database, dev_catalog: Catalog, tmp_path: Path, wallet_root: Path
+) -> None:
+    """``sn19 dev``'s chain is a file: the dashboard's reader opens it by itself (no "not
+    connected" on a working local chain); without the file it stays the database view."""
+    from core.settings import Settings
+    from protocol.chainfile import Neuron
+    from scoring.read import local_chain
+    from tests.support.wallets import make_wallet
+
+    wallet = make_wallet(wallet_root, "reader-validator")
+    chain_file = tmp_path / "chain.txt"
+    settings = Settings.from_env(
+        {},
+        overrides={
+            "data_dir": str(tmp_path),
+            "chain": {"local_file": str(chain_file)},
+            "wallet": {"name": "reader-validator", "hotkey": "default", "path": str(wallet_root)},
+        },
+    )
+    assert local_chain(settings) is None  # no file yet
+    chain_file.write_text(
+        format_chain_file([Neuron(0, wallet.hotkey.ss58_address, stake=1, validator_permit=True)])
+    )
+    board = ScoreboardReader.from_settings(settings, db=scoring_db, redis=None, catalog=dev_catalog)
+    status = await board.chain_status()
+    assert status.state == "ok" and status.block is not None

@@ -262,6 +262,9 @@ def test_sn19_scores_show_and_periods(fresh_sqlite_url: str, tmp_path: Path) -> 
         "miner 5B (uid 2)" in miner.output and "E = q × (1 + bonus) × P × capacity" in miner.output
     )
     assert "period history (newest first" in miner.output
+    # ... and first in words: the factor that limits it most, with its numbers and the period.
+    assert "In words: what limits this miner most" in miner.output
+    assert "limited this miner most." in miner.output and "→ " in miner.output
     missing = runner.invoke(command, ["show", "--config", str(config), "--run", "99"])
     assert missing.exit_code != 0 and "no weight run 99" in missing.output
     periods = runner.invoke(command, ["periods", "--config", str(config), "--limit", "2"])

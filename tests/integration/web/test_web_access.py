@@ -13,8 +13,9 @@ from litestar import Litestar
 
 from billing import Billing
 from core.db.engine import Database
+from protocol.catalog import resolve_catalog
 from tests.integration.web.conftest import Clients, Users, signed_in
-from tests.support.dashboard import FormClient
+from tests.support.dashboard import FormClient, spend
 from tests.support.scoreboard import hotkey, seed_metagraph
 from web import UserService
 from web.invitations import InvitationService
@@ -27,6 +28,7 @@ ROUTES: list[tuple[str, str, str, dict[str, str]]] = [
     ("GET", "/login", PUBLIC, {}),
     ("POST", "/login", PUBLIC, {"email": "nobody@example.com", "password": "wrong-password"}),
     ("POST", "/logout", SIGNED_IN, {}),
+    ("GET", "/once/{view_id}", SIGNED_IN, {}),
     ("GET", "/signup", PUBLIC, {}),
     ("POST", "/signup", PUBLIC, {}),
     ("GET", "/invite/{token}", PUBLIC, {}),
@@ -41,13 +43,16 @@ ROUTES: list[tuple[str, str, str, dict[str, str]]] = [
     ("POST", "/keys/{key_id}/revoke", CUSTOMER, {}),
     ("GET", "/usage", CUSTOMER, {}),
     ("GET", "/usage/requests", CUSTOMER, {}),
+    ("GET", "/usage/requests/{request_id}", CUSTOMER, {}),
     ("GET", "/billing", CUSTOMER, {}),
+    ("GET", "/billing/statement.csv", CUSTOMER, {}),
     ("POST", "/billing/checkout", CUSTOMER, {}),
     ("GET", "/docs", CUSTOMER, {}),
     ("GET", "/admin", STAFF, {}),
     ("GET", "/admin/accounts", STAFF, {}),
     ("POST", "/admin/accounts", ADMIN, {}),
     ("GET", "/admin/accounts/{account_id}", STAFF, {}),
+    ("GET", "/admin/accounts/{account_id}/statement.csv", STAFF, {}),
     ("POST", "/admin/accounts/{account_id}/status", ADMIN, {}),
     ("POST", "/admin/accounts/{account_id}/grant", ADMIN, {}),
     ("POST", "/admin/accounts/{account_id}/keys", ADMIN, {}),
@@ -65,11 +70,13 @@ ROUTES: list[tuple[str, str, str, dict[str, str]]] = [
     ("POST", "/admin/invitations/{invitation_id}/revoke", ADMIN, {}),
     ("GET", "/admin/audit", STAFF, {}),
     ("GET", "/admin/settings", STAFF, {}),
-    ("POST", "/admin/settings", ADMIN, {}),
+    ("POST", "/admin/settings", ADMIN, {"public_scoreboard": "on"}),
     ("GET", "/admin/miners", STAFF, {}),
     ("GET", "/admin/miners/{hotkey}", STAFF, {}),
     ("GET", "/admin/checker", STAFF, {}),
     ("GET", "/admin/chain", STAFF, {}),
+    ("GET", "/scoreboard", PUBLIC, {}),
+    ("GET", "/scoreboard/{hotkey}", PUBLIC, {}),
 ]
 
 
@@ -109,12 +116,16 @@ class World:
     user_id: int
     invitation_id: int
     tokens: list[str]
+    request_id: str
 
 
 async def _world(db: Database, billing: Billing, users: Users) -> tuple[World, dict[str, Any]]:
     a = await billing.accounts.create("customer A")
     b = await billing.accounts.create("customer B")
     key = await billing.keys.create(a.id, "A's key")
+    await billing.accounts.grant(a.id, 5_000_000, actor="test", reason="requests")
+    await spend(billing, resolve_catalog("dev"), key.secret)
+    [served] = await billing.usage.requests(a.id, limit=1)
     people = {
         "customer": await users("customer", account_id=a.id),
         "other-customer": await users("customer", account_id=b.id),
@@ -127,7 +138,7 @@ async def _world(db: Database, billing: Billing, users: Users) -> tuple[World, d
     token, invitation = await invitations.create(
         f"invitee-{a.id}@example.com", role="customer", account_id=a.id, created_by="test"
     )
-    return World(a.id, key.key.id, victim.id, invitation.id, [token]), people
+    return World(a.id, key.key.id, victim.id, invitation.id, [token], served.request_id), people
 
 
 def _fill(path: str, world: World) -> str:
@@ -141,6 +152,8 @@ def _fill(path: str, world: World) -> str:
         .replace("{bad_token}", "not-a-valid-invitation-token")
         .replace("{file_path}", "dashboard.css")
         .replace("{hotkey}", hotkey(1))
+        .replace("{view_id}", "no-such-view")
+        .replace("{request_id}", world.request_id)
     )
 
 
@@ -156,7 +169,7 @@ def _expected(role: str, access: str, path: str) -> str:
         if role == "customer":
             return "allowed"
         if role == "other-customer":
-            return "hidden" if "{key_id}" in path else "allowed"
+            return "hidden" if "{key_id}" in path or "{request_id}" in path else "allowed"
         return "forbidden"
     if access == STAFF:
         return "allowed" if role in ("support", "admin") else "forbidden"
@@ -190,7 +203,7 @@ async def test_every_route_refuses_the_wrong_role(
     for role in ("anonymous", "other-customer", "support", "customer", "admin"):
         client = browsers[role]
         for method, path, access, data in ROUTES:
-            if access == SIGNED_IN:
+            if path == "/logout":
                 continue  # signing out: checked below, once per role
             url = "/dashboard" + _fill(path, world)
             if method == "GET":

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import re
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from litestar import Litestar
@@ -21,6 +22,8 @@ from core.db.tables.web import AuditEntry, Invitation, WebSession
 from protocol.catalog import Catalog
 from tests.integration.web.conftest import Clients, Users, signed_in
 from tests.support.dashboard import PASSWORD, FormClient, build_app, web_settings
+from web.audit import AuditLog
+from web.tokens import csrf_token
 
 
 async def test_passwords_are_argon2id_hashes(db: Database, users: Users) -> None:
@@ -114,6 +117,80 @@ async def test_secure_cookies_always_behind_a_tls_proxy(
         assert pre.startswith("sn19_pre=") and "Secure" in pre and "HttpOnly" in pre
     finally:
         await client.aclose()
+
+
+async def test_a_trusted_proxys_forwarded_https_makes_cookies_secure(
+    db: Database, billing: Billing, dev_catalog: Catalog, users: Users
+) -> None:
+    """Default settings trust a proxy on the same machine (the test client's peer address is
+    127.0.0.1): its X-Forwarded-Proto: https is the original scheme, so cookies get Secure and
+    X-Forwarded-For is the client's address. The same headers from an untrusted peer count for
+    nothing."""
+    user = await users("admin")
+    forwarded = {"x-forwarded-proto": "https", "x-forwarded-for": "203.0.113.7"}
+    trusted = FormClient(build_app(web_settings(), db, billing, dev_catalog))
+    untrusted = FormClient(
+        build_app(web_settings(web={"trusted_proxies": ["10.9.9.9"]}), db, billing, dev_catalog)
+    )
+    try:
+        trusted.http.headers.update(forwarded)
+        pre = (await trusted.get("/dashboard/login")).headers["set-cookie"]
+        assert pre.startswith("sn19_pre=") and "; Secure" in pre
+        # (httpx keeps Secure cookies off a plain-http URL: send what the browser would.)
+        pre_value = pre.split(";")[0].split("=", 1)[1]
+        login = await trusted.http.post(
+            "/dashboard/login",
+            data={"email": user.email, "password": PASSWORD, "csrf_token": csrf_token(pre_value)},
+            headers={"cookie": f"sn19_pre={pre_value}"},
+        )
+        assert login.status_code == 303, login.text
+        cookie = next(
+            c for c in login.headers.get_list("set-cookie") if c.startswith("sn19_session=")
+        )
+        assert "; Secure" in cookie
+        session = cookie.split(";")[0]
+        settings_page = await trusted.http.get(
+            "/dashboard/admin/settings", headers={"cookie": session}
+        )
+        assert "<dd>https" in settings_page.text and 'id="plain-http"' not in settings_page.text
+        untrusted.http.headers.update(forwarded)
+        login = await untrusted.login(user.email)
+        cookie = next(
+            c for c in login.headers.get_list("set-cookie") if c.startswith("sn19_session=")
+        )
+        assert "Secure" not in cookie
+    finally:
+        await trusted.aclose()
+        await untrusted.aclose()
+    lines = await AuditLog(db).page(limit=5)
+    logins = [line.ip for line in lines if line.action == "auth.login"]
+    assert logins[:2] == ["127.0.0.1", "203.0.113.7"]  # newest first: untrusted, trusted
+
+
+async def test_plain_http_on_a_public_address_is_flagged(
+    db: Database, billing: Billing, dev_catalog: Catalog, users: Users, caplog: Any
+) -> None:
+    admin = await users("admin")
+    settings = web_settings(gateway={"host": "0.0.0.0", "public_url": "http://validator.example"})
+    with caplog.at_level("WARNING", logger="web.app"):
+        app = build_app(settings, db, billing, dev_catalog)
+    assert "served over plain http on 0.0.0.0" in caplog.text
+    client = FormClient(app, base_url="http://validator.example")
+    local = FormClient(app)
+    try:
+        await client.login(admin.email)
+        page = await client.get("/dashboard/admin/settings")
+        assert 'id="plain-http"' in page.text and "web.trusted_proxies" in page.text
+        await local.login(admin.email)
+        page = await local.http.get("/dashboard/admin/settings", headers={"host": "127.0.0.1:8000"})
+        assert 'id="plain-http"' not in page.text
+    finally:
+        await client.aclose()
+        await local.aclose()
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="web.app"):
+        build_app(web_settings(), db, billing, dev_catalog)  # 127.0.0.1: nothing to say
+    assert "plain http" not in caplog.text
 
 
 @pytest.mark.parametrize("which", ["idle", "absolute"])
@@ -238,7 +315,9 @@ async def test_sign_up_is_off_until_an_operator_switches_it_on(
     closed = await visitor.get("/dashboard/signup")
     assert closed.status_code == 404 and "Sign-up is closed" in closed.text
     admin = await signed_in(clients, await users("admin"))
-    assert (await admin.post_form("/dashboard/admin/settings", {"signup": "on"})).status_code == 303
+    assert (
+        await admin.post_form("/dashboard/admin/settings", {"signup_enabled": "on"})
+    ).status_code == 303
     form = await visitor.get("/dashboard/signup")
     assert form.status_code == 200
     email = f"new-{id(visitor)}@example.com"
@@ -267,10 +346,10 @@ async def test_invitations(db: Database, billing: Billing, users: Users, clients
     admin = await signed_in(clients, await users("admin"))
     account = await billing.accounts.create("invited co")
     email = f"owner-{account.id}@example.com"
-    created = await admin.post_form(
+    created = await admin.post_once(
         f"/dashboard/admin/accounts/{account.id}/invite", {"email": email}
     )
-    assert created.status_code == 201
+    assert created.status_code == 200
     link = re.search(r'id="invite-link">([^<]+)<', created.text)
     assert link
     path = link.group(1).replace("http://testserver", "")
@@ -283,7 +362,7 @@ async def test_invitations(db: Database, billing: Billing, users: Users, clients
     assert overview.status_code == 200 and "invited co" in overview.text
     assert (await clients().get(path)).status_code == 404  # used once
     # An expired invitation cannot be used.
-    token_page = await admin.post_form(
+    token_page = await admin.post_once(
         f"/dashboard/admin/accounts/{account.id}/invite",
         {"email": f"late-{account.id}@example.com"},
     )

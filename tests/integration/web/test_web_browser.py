@@ -176,7 +176,7 @@ async def test_operator_and_customer_end_to_end(
             await customer.wait_for_url(f"{base}/dashboard/usage")
             assert await customer.inner_text("#requests") == "1"
             assert credits_of(await customer.inner_text("#spent")) == spent
-            await screenshot(customer, "customer-usage", document=True)
+            await screenshot(customer, "customer-usage")
 
             # ... rotates the key: the old secret stops working, the new one works.
             await customer.click("nav >> text=API keys")
@@ -237,7 +237,7 @@ async def test_operator_and_customer_end_to_end(
             await customer.goto(sent["success_url"])  # where Stripe sends the customer back
             assert await _balance(customer) == before + 10
             assert "Payment received" in await customer.inner_text("main")
-            await screenshot(customer, "customer-billing", document=True)
+            await screenshot(customer, "customer-billing")
 
             # Phone-sized screens get the same pages.
             phone = await (
@@ -249,7 +249,7 @@ async def test_operator_and_customer_end_to_end(
             assert await _balance(phone) == before + 10
             width = await phone.evaluate("document.documentElement.scrollWidth")
             assert width <= PHONE["width"] + 1, f"horizontal scrolling on a phone: {width}px"
-            await screenshot(phone, "customer-overview-phone", document=True)
+            await screenshot(phone, "customer-overview-phone")
 
             # Back to the operator: the overview and the account show the traffic and money
             # (with two months of another customer's history, so the charts have a shape).
@@ -261,9 +261,9 @@ async def test_operator_and_customer_end_to_end(
             seeded = Decimal(sum(c for d, c in history.items() if d >= since)) / MICRO
             await operator.goto(f"{base}/dashboard/admin")
             assert credits_of(await operator.inner_text("#revenue")) == spent * 2 + seeded
-            await screenshot(operator, "operator-overview", document=True)
+            await screenshot(operator, "operator-overview")
             await operator.goto(f"{base}/dashboard/admin/accounts/{account_id}")
-            await screenshot(operator, "operator-account", document=True)
+            await screenshot(operator, "operator-account")
             await operator.goto(f"{base}/dashboard/admin/audit")
             audit = await operator.inner_text("#audit")
             for action in (

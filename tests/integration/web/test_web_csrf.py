@@ -88,4 +88,4 @@ async def test_pages_embed_the_session_bound_token(
     assert page_token(page.text) == csrf_token(session)
     # The token of the pre-sign-in cookie is no longer accepted once signed in.
     created = await client.post_form("/dashboard/keys", {"name": "ok"})
-    assert created.status_code == 201
+    assert created.status_code == 303

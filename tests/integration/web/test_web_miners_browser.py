@@ -79,7 +79,7 @@ async def test_operator_reads_miners_and_a_weight_explanation(
         statuses = await _column(page, 3)
         assert statuses[0] == "validator"
         assert statuses[5] == "not serving" and statuses[1] == "routed"
-        await screenshot(page, "operator-miners", document=True)
+        await screenshot(page, "operator-miners")
 
         # Sorted by weight (largest first), then one task only.
         await page.click("#miners th >> text=Weight")
@@ -97,7 +97,7 @@ async def test_operator_reads_miners_and_a_weight_explanation(
         assert await page.locator("#failures tbody tr").count() > 0
         assert await page.inner_text("#u16") == str(expected[hotkey(bad)].weight_u16)
         for task in dev_catalog.enabled():
-            assert await page.locator(f"#task-{task.id} svg.chart").count() == 2
+            assert await page.locator(f"#task-{task.id} figure.chart").count() == 2
         await screenshot(page, "operator-miner")
         await page.set_viewport_size({"width": 1280, "height": 1900})
         await page.evaluate("document.getElementById('explanation').scrollIntoView()")

@@ -8,46 +8,64 @@ from datetime import UTC, date, datetime
 import pytest
 from litestar.datastructures import FormMultiDict
 
-from web.charts import bar_chart, compact, line_chart, nice_ceiling
+from web.charts import (
+    REQUESTS,
+    SCORE,
+    TOKENS,
+    Axis,
+    bar_chart,
+    compact,
+    line_chart,
+    nice_step,
+    ticks,
+)
 from web.forms import FormError, credits, expiry, models, whole
 from web.passwords import hash_password, password_problem, verify_password
 from web.ratelimit import MemoryLoginLimiter
-from web.render import credits_text
+from web.render import CREDITS_AXIS, credits_text
 from web.tokens import csrf_matches, csrf_token, new_token, token_hash
 
 
-def test_nice_ceiling_and_compact() -> None:
-    assert [nice_ceiling(v) for v in (0, 0.3, 1, 7, 12, 26, 90, 4100)] == [
-        1,
-        0.5,
-        1,
-        10,
-        20,
-        50,
-        100,
-        5000,
-    ]
-    assert [compact(v) for v in (0, 12, 1234, 2_500_000, 0.25)] == [
-        "0",
-        "12",
-        "1.2k",
-        "2.5M",
-        "0.25",
-    ]
+def _ticks(values: list[float], axis: Axis = REQUESTS) -> list[str]:
+    return [compact(v) for v in ticks(values, axis)]
 
 
-def test_charts_are_escaped_svg_with_titles() -> None:
+def test_ticks_for_zero_tiny_and_large_values() -> None:
+    # Nothing yet: a clean axis of one shown unit (never "0, 0, 0").
+    assert _ticks([0, 0], CREDITS_AXIS) == ["0", "0.25", "0.5", "0.75", "1"]
+    assert _ticks([], REQUESTS) == ["0", "1"]
+    # Tiny: one micro-credit is the smallest step, so labels never repeat.
+    assert _ticks([1, 3], CREDITS_AXIS) == ["0", "0.000001", "0.000002", "0.000003"]
+    assert _ticks([120], CREDITS_AXIS) == ["0", "0.00005", "0.0001", "0.00015"]
+    # Counts step by whole numbers (no 2.5), large values read compactly.
+    assert _ticks([7]) == ["0", "2", "4", "6", "8"]
+    assert _ticks([10]) == ["0", "5", "10"]
+    assert _ticks([1_234_567], TOKENS) == ["0", "500k", "1M", "1.5M"]
+    assert _ticks([49_999_981], CREDITS_AXIS) == ["0", "20", "40", "60"]
+    assert _ticks([0.3], SCORE) == ["0", "0.25", "0.5", "0.75", "1"]
+    for top in (0.3, 1, 7, 12, 26, 90, 4100, 7.5e9):
+        values = ticks([top], REQUESTS)
+        assert values[0] == 0 and values[-1] >= top and 2 <= len(values) <= 5
+        assert len({compact(v) for v in values}) == len(values)
+    assert [nice_step(v) for v in (0.3, 1, 7, 12, 26)] == [0.5, 1, 10, 20, 50]
+    assert nice_step(0.3, 1) == 1 and nice_step(2.1, 1) == 5
+
+
+def test_charts_are_escaped_html_with_titles_and_units() -> None:
     points = [("2026-11-01", 3), ("<b>2026-11-02</b>", 10), ("2026-11-03", 0)]
-    svg = str(bar_chart("Requests <per> day", points))
-    assert svg.startswith("<svg") and svg.endswith("</svg>")
-    assert "<b>" not in svg and "&lt;b&gt;" in svg and "Requests &lt;per&gt; day" in svg
-    assert svg.count('class="bar"') == 3 and "<title>2026-11-01: 3</title>" in svg
-    line = str(line_chart("Tokens", points))
-    assert 'class="line"' in line and line.count('class="dot"') == 3
-    empty = str(bar_chart("Nothing", [("a", 0), ("b", 0)]))
+    chart = str(bar_chart("Requests <per> day", points))
+    assert chart.startswith('<figure class="chart') and chart.endswith("</figure>")
+    assert "<b>" not in chart and "&lt;b&gt;" in chart and "Requests &lt;per&gt; day" in chart
+    assert '<span class="unit">(requests)</span>' in chart
+    assert chart.count('class="bar"') == 3 and "<title>2026-11-01: 3 requests</title>" in chart
+    assert 'style="' not in chart  # the CSP forbids inline styles
+    line = str(line_chart("Tokens", points, TOKENS))
+    assert 'class="line"' in line and line.count('class="hit"') == 3
+    empty = str(bar_chart("Nothing", [("a", 0), ("b", 0)], CREDITS_AXIS))
     assert "No data in this period" in empty and 'class="bar"' not in empty
-    year = str(line_chart("Year", [(str(i), i) for i in range(365)]))
-    assert 'class="dot"' not in year  # long series: a line without dots
+    assert "<span>1</span><span>0.75</span><span>0.5</span><span>0.25</span><span>0</span>" in empty
+    money = str(bar_chart("Spent", [("d", 19)], CREDITS_AXIS))
+    assert "<title>d: 0.000019 credits</title>" in money
 
 
 def test_tokens() -> None:
@@ -109,11 +127,11 @@ def test_form_parsing() -> None:
 
 
 def test_credit_formatting() -> None:
-    assert credits_text(0) == "0.00"
-    assert credits_text(1_234_567_890_000) == "1,234,567.89"
-    assert credits_text(1_500_000) == "1.50"
+    assert credits_text(0) == "0.000000"
+    assert credits_text(1_234_567_890_000) == "1,234,567.890000"
+    assert credits_text(49_999_981) == "49.999981"
     assert credits_text(1) == "0.000001"
-    assert credits_text(-2_250_000) == "-2.25"
+    assert credits_text(-2_250_000) == "-2.250000"
     assert credits_text(None) == "—"
 
 
@@ -131,10 +149,3 @@ async def test_memory_limiter() -> None:
     for i in range(20):
         await limiter.failed(f"user{i}@x.io", "9.9.9.9")
     assert await limiter.retry_after("fresh@x.io", "9.9.9.9") > 0  # per-address allowance (10x)
-
-
-def test_grid_lines_give_round_labels() -> None:
-    from web.charts import grid_lines
-
-    for top, lines in ((1, 4), (2, 4), (25, 5), (5000, 5), (0.5, 5), (10, 4)):
-        assert grid_lines(nice_ceiling(top)) == lines
