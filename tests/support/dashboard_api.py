@@ -30,6 +30,8 @@ MESSAGES = [{"role": "user", "content": "Hello!"}]
 class GatewayApi:
     def __init__(self, url: str) -> None:
         self.url = url
+        # Chat completions answered so far (each one is billed).
+        self.answered = 0
 
     def client(self, secret: str) -> openai.AsyncOpenAI:
         return openai.AsyncOpenAI(
@@ -41,6 +43,7 @@ class GatewayApi:
         completion = await self.client(secret).chat.completions.create(
             model=CHAT, messages=MESSAGES
         )
+        self.answered += 1
         assert completion.choices[0].message.content
         assert completion.usage is not None
         return completion.usage.completion_tokens
@@ -51,6 +54,8 @@ class GatewayApi:
             await self.client(secret).chat.completions.create(model=CHAT, messages=MESSAGES)
         except openai.AuthenticationError:
             return True
+        # Answered (and billed): a revoked key may work until the change reaches the gateway.
+        self.answered += 1
         return False
 
 
