@@ -80,6 +80,12 @@ class GatewaySettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     api_keys: list[Secret] = []
     max_body_bytes: int = 8 * 1024 * 1024
     max_upload_bytes: int = 16 * 1024 * 1024
+    # Browsers may call /v1/* from these origins (CORS; "*": any, since keys are bearer tokens
+    # and no cookie is used); empty: no CORS headers. Never applied to /dashboard.
+    cors_origins: list[str] = msgspec.field(default_factory=lambda: ["*"])
+    # /v1/* responses of at least this many bytes are gzipped for clients that accept gzip
+    # (0: never). Request bodies sent with Content-Encoding: gzip are always accepted.
+    gzip_min_bytes: int = 1400
     # Failover before the first byte: attempts and the deadline they share.
     max_attempts: int = 3
     connect_timeout_s: float = 3.0

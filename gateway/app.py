@@ -54,9 +54,11 @@ from gateway.provenance import install_provenance
 from gateway.receipts import install_receipt_auditor
 from gateway.requests.controller import REQUEST_HANDLERS
 from gateway.resources import Shared, check_settings, open_shared
+from gateway.responses.controller import responses
 from gateway.selection import RouteCache, RouteSource, Selector
 from gateway.slots import SlotQueue
 from gateway.state import Gateway
+from gateway.transport import Transport
 from protocol.catalog import Catalog
 from protocol.config import ConfigError
 from scoring import ContenderCounters, CounterBuffer
@@ -245,6 +247,7 @@ def create_app(
     return Litestar(
         route_handlers=[
             chat_completions,
+            responses,
             completions,
             embeddings,
             generations,
@@ -260,6 +263,13 @@ def create_app(
         dependencies={"gateway": Provide(provide_gateway, sync_to_thread=False)},
         exception_handlers={Exception: handle_exception},
         before_send=[_add_request_id],
+        middleware=[
+            Transport(
+                origins=gateway_settings.cors_origins,
+                gzip_min_bytes=gateway_settings.gzip_min_bytes,
+                max_body_bytes=gateway_settings.max_body_bytes,
+            ).wrap
+        ],
         lifespan=[lifespan],
         request_max_body_size=gateway_settings.max_body_bytes,
         openapi_config=None,

@@ -22,7 +22,8 @@ from typing import Any, Generic, Literal, Protocol, TypeVar
 import msgspec
 
 from billing import Usage, estimate_chat
-from core.miners import StreamFailure, StreamReader, TextRules
+from core.errors import AppError
+from core.miners import Outcome, StreamFailure, StreamReader, TextRules
 from core.miners.reader import C
 from core.miners.structured import Expectation
 from gateway.context import RequestContext
@@ -48,6 +49,30 @@ class TextRenderer(Protocol[T]):
         """Aggregate mode: the whole JSON response."""
 
 
+class StreamFraming:
+    """How a stream ends and how it reports failures: chat and completions end with
+    ``data: [DONE]`` and fail with ``data: {"error": …}``; the Responses API has its own events
+    (``gateway.responses.render``)."""
+
+    __slots__ = ("done", "error_event", "failure_event")
+
+    def __init__(
+        self,
+        *,
+        done: bytes = DONE,
+        error_event: Callable[[AppError], bytes] = error_event,
+        failure_event: Callable[[Outcome, str], bytes] = stream_failure_event,
+    ) -> None:
+        self.done = done
+        # An error before the first token once keep-alives started the response.
+        self.error_event = error_event
+        # A failure after the first token.
+        self.failure_event = failure_event
+
+
+OPENAI_SSE = StreamFraming()
+
+
 class TextPlan(Generic[C]):
     """Everything needed to serve one validated text request."""
 
@@ -55,6 +80,7 @@ class TextPlan(Generic[C]):
         "body",
         "decode",
         "expect",
+        "framing",
         "kind",
         "max_tokens",
         "miner_request",
@@ -80,6 +106,7 @@ class TextPlan(Generic[C]):
         max_tokens: int,
         n: int,
         expect: Expectation | None = None,
+        framing: StreamFraming = OPENAI_SSE,
     ) -> None:
         self.kind = kind
         self.path = path
@@ -94,6 +121,7 @@ class TextPlan(Generic[C]):
         self.n = n
         # The shape the answer must have (JSON, tool calls), checked when a choice ends.
         self.expect = expect
+        self.framing = framing
 
     @property
     def estimate(self) -> Usage:
@@ -110,7 +138,7 @@ async def serve_text(ctx: RequestContext, task: Task, plan: TextPlan[Any]) -> An
             exchange.response_headers,
             keepalive_s=ctx.gateway.settings.gateway.keepalive_s,
             on_error=lambda error: error_response(ctx, error),
-            error_event=error_event,
+            error_event=plan.framing.error_event,
         )
     async with exchange:
         body = await _aggregate(exchange, plan)
@@ -169,9 +197,9 @@ async def _stream(exchange: Exchange, plan: TextPlan[C]) -> AsyncGenerator[bytes
             output = reader.finish()
         except StreamFailure as failure:
             exchange.broke(failure.outcome)
-            yield stream_failure_event(failure.outcome, failure.message)
+            yield plan.framing.failure_event(failure.outcome, failure.message)
             return
         finally:
             reader.end()
         exchange.complete_text(reader, output)
-        yield renderer.finish(output.completion_tokens) + DONE
+        yield renderer.finish(output.completion_tokens) + plan.framing.done

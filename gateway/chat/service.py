@@ -15,6 +15,7 @@ request has tools and ``tool_choice`` is not ``none``.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from functools import partial
 
 import msgspec
@@ -26,7 +27,7 @@ from gateway.chat.render import ChatRenderer, ChatRenderOptions
 from gateway.chat.tools import check_tools
 from gateway.context import RequestContext
 from gateway.ids import object_id
-from gateway.text_serving import TextPlan
+from gateway.text_serving import OPENAI_SSE, StreamFraming, TextPlan, TextRenderer
 from gateway.validation import unsupported
 from protocol.catalog import Task
 from protocol.miner import MinerChatChunk
@@ -61,8 +62,16 @@ def reject_unsupported(request: ChatCompletionRequest, task: Task) -> None:
 
 
 def plan_chat(
-    ctx: RequestContext, task: Task, request: ChatCompletionRequest
+    ctx: RequestContext,
+    task: Task,
+    request: ChatCompletionRequest,
+    *,
+    renderer: Callable[[ChatRenderOptions], TextRenderer[MinerChatChunk]] = ChatRenderer,
+    framing: StreamFraming = OPENAI_SSE,
+    object_prefix: str = "chatcmpl-",
 ) -> TextPlan[MinerChatChunk]:
+    """The plan of a chat request; ``renderer`` / ``framing`` / ``object_prefix`` let another
+    endpoint that maps onto chat (the Responses API) render the same miner stream its way."""
     text = task.text
     assert text is not None
     reject_unsupported(request, task)
@@ -72,7 +81,7 @@ def plan_chat(
     stream = bool(request.stream)
     miner_request = call.request
     options = ChatRenderOptions(
-        id=object_id("chatcmpl-"),
+        id=object_id(object_prefix),
         created=int(time.time()),
         model=task.id,
         n=n,
@@ -91,10 +100,11 @@ def plan_chat(
         miner_request=miner_request,
         decode=CHAT_CHUNK.decode,
         ready=chat_first_token,
-        new_renderer=partial(ChatRenderer, options),
+        new_renderer=partial(renderer, options),
         stream=stream,
         prompt_tokens=prompt_tokens,
         max_tokens=max_tokens,
         n=n,
         expect=call.expect,
+        framing=framing,
     )
