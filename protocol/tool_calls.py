@@ -62,10 +62,11 @@ def _hermes(text: str) -> tuple[str, list[Call]]:
         if end < 0:
             break
         call = _call(_json(rest[start + len(HERMES_OPEN) : end].strip()), "arguments")
-        if call is None:
-            return text, []
-        content.append(rest[:start])
-        calls.append(call)
+        if call is None:  # a block that is not a call stays text (as it does when streamed)
+            content.append(rest[: end + len(HERMES_CLOSE)])
+        else:
+            content.append(rest[:start])
+            calls.append(call)
         rest = rest[end + len(HERMES_CLOSE) :]
     content.append(rest)
     return "".join(content).strip() if calls else text, calls

@@ -1,0 +1,1 @@
+"""Buying credits: Stripe Checkout (``stripe``) and its signed webhooks (``webhooks``)."""
