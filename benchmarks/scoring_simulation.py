@@ -3,7 +3,7 @@
 Runs ``tests.support.simulation`` (the same setup as ``tests/integration/scoring/
 test_simulation.py``): six real miners (two honest and fast, one honest and slow, one failing
 30 % of its requests, one rate-limiting half of them, one answering random tokens), the real
-synthetic sender in ``scoring.runner.run``, a real ``sn19 checker`` process, weights recorded by
+synthetic sender in ``scoring.process.run``, a real ``sn19 checker`` process, weights recorded by
 the local chain; then organic traffic through the real gateway. Prints one row per miner:
 behaviour, final weight, period scores, quality, speed, synthetic requests, organic requests
 served and organic share. Needs the Redis of ``--redis-url``.

@@ -46,9 +46,9 @@ Holds expire (``task.timeouts.total_s + billing.hold_grace_s``); ``run_sweeper``
 those left by a crashed gateway (status ``expired``, nothing charged).
 
 HTTP endpoints (framework-free; mount them in the gateway): ``billing.api`` -> ``BillingApi``
-with wire Structs in ``billing.schemas``. Admin operations (CLI, dashboard): ``billing.keys``
+with wire Structs in ``billing.schemas``. Admin operations (CLI, dashboard): ``billing.keys.store``
 (``KeyService``), ``billing.accounts`` (``AccountService``: with ``statement()``, the ledger
-as people read it), ``billing.prices`` (``PriceBook``).
+as people read it), ``billing.price_book`` (``PriceBook``).
 
 Transactions: every money operation above is ONE database transaction opened by the service
 itself with ``Database.transaction()`` (commit on success, rollback on any exception); nothing
@@ -60,8 +60,8 @@ from __future__ import annotations
 from billing.access import Access, Admission, BilledAccess, Delivery, OpenAccess
 from billing.accounts import AccountInfo, AccountService, Balance, LedgerLine
 from billing.api import BillingApi
-from billing.auth import KeyAuthenticator, KeyCache
 from billing.components import Billing, checkout_urls, running_billing
+from billing.costs import Usage, cost, estimate_chat, estimate_embedding, estimate_image
 from billing.errors import (
     AccountSuspended,
     BillingNotFound,
@@ -74,19 +74,19 @@ from billing.errors import (
     WebhookRejected,
 )
 from billing.holds import Hold, Settlement
-from billing.key_service import KEEP, CreatedKey, KeyInfo, KeyService
-from billing.keys import KeyContext, KeyHasher
+from billing.keys.auth import KeyAuthenticator, KeyCache
+from billing.keys.service import KEEP, CreatedKey, KeyInfo, KeyService
+from billing.keys.store import KeyContext, KeyHasher
 from billing.ledger import VerifyReport
 from billing.money import MICRO, format_credits, parse_credits
-from billing.prices import PriceBook, PriceListing
-from billing.pricing import Usage, cost, estimate_chat, estimate_embedding, estimate_image
+from billing.payments.stripe import CheckoutSession, StripeClientGateway, StripeGateway
+from billing.payments.webhooks import StripeBilling, WebhookResult
+from billing.price_book import PriceBook, PriceListing
 from billing.provenance import ReceiptLog, ServedRequest, receipt_fields
 from billing.ratelimit import RateDecision, RateLimiter
 from billing.service import BillingService
 from billing.statement import LINE_KINDS, StatementFilter, StatementLine
-from billing.stripe_gateway import CheckoutSession, StripeClientGateway, StripeGateway
 from billing.sweeper import run_sweeper
-from billing.webhooks import StripeBilling, WebhookResult
 
 __all__ = [
     "KEEP",

@@ -31,12 +31,12 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
-from billing.auth import KeyAuthenticator
+from billing.costs import Usage, cost
 from billing.errors import LedgerUnavailable
 from billing.holds import Hold
-from billing.keys import KeyContext
+from billing.keys.auth import KeyAuthenticator
+from billing.keys.store import KeyContext
 from billing.money import format_credits
-from billing.pricing import Usage, cost
 from billing.ratelimit import RateLimiter, TokenCorrections
 from billing.service import BillingService
 from core.errors import AppError, AuthenticationFailed

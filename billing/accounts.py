@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from billing import ledger
 from billing.errors import BillingNotFound
-from billing.key_service import KeyInvalidator
+from billing.keys.service import KeyInvalidator
 from billing.statement import StatementFilter, StatementLine, Statements
 from core.db.base import utcnow
 from core.db.engine import Database

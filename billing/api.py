@@ -16,6 +16,7 @@ from __future__ import annotations
 from billing.accounts import AccountService
 from billing.errors import BillingUnavailable
 from billing.money import format_credits
+from billing.payments.webhooks import StripeBilling
 from billing.schemas import (
     BalanceResponse,
     CheckoutRequest,
@@ -26,7 +27,6 @@ from billing.schemas import (
     WebhookResponse,
 )
 from billing.usage import UsageService
-from billing.webhooks import StripeBilling
 from core.errors import InvalidRequest
 
 

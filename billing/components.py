@@ -20,17 +20,17 @@ from redis.asyncio import Redis
 from billing.access import BilledAccess
 from billing.accounts import AccountService
 from billing.api import BillingApi
-from billing.auth import KeyAuthenticator, KeyCache
 from billing.fastpath import DriverPool
-from billing.key_service import KeyService
-from billing.keys import KeyHasher
-from billing.prices import PriceBook
+from billing.keys.auth import KeyAuthenticator, KeyCache
+from billing.keys.service import KeyService
+from billing.keys.store import KeyHasher
+from billing.payments.stripe import StripeClientGateway, StripeGateway
+from billing.payments.webhooks import StripeBilling
+from billing.price_book import PriceBook
 from billing.ratelimit import RateLimiter
 from billing.service import BillingService
-from billing.stripe_gateway import StripeClientGateway, StripeGateway
 from billing.sweeper import run_sweeper
 from billing.usage import UsageService
-from billing.webhooks import StripeBilling
 from core.db.engine import Database
 from core.redis import create_redis
 from core.settings import Settings

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from billing.costs import Usage
 from billing.holds import Hold
-from billing.keys import KeyContext
-from billing.pricing import Usage
+from billing.keys.store import KeyContext
 from protocol.catalog import Price, Task
 
 

@@ -34,9 +34,9 @@ from typing import Any, Protocol
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from billing.costs import Usage
 from billing.holds import Hold
-from billing.keys import KeyContext
-from billing.pricing import Usage
+from billing.keys.store import KeyContext
 from core.settings import DatabaseSettings
 from protocol.catalog import Price, Task
 

@@ -38,7 +38,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from billing.errors import NO_RETRY, RateLimitExceeded
-from billing.keys import KeyContext
+from billing.keys.store import KeyContext
 
 log = logging.getLogger(__name__)
 

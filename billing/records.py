@@ -8,8 +8,8 @@ from datetime import datetime
 from sqlalchemy import Table, insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing.costs import Usage
 from billing.holds import Hold
-from billing.pricing import Usage
 from core.db.dialect import upsert_increment
 from core.db.tables.billing import KeySpend, UsageDaily, UsageRecord
 

@@ -36,14 +36,14 @@ from sqlalchemy import Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import fastpath, ledger
+from billing.costs import Usage, cost
 from billing.errors import AccountSuspended, InsufficientCredits, SpendCapExceeded
 from billing.fastbatch import CloseAsk, HoldAsk
 from billing.holds import Hold, Settlement, hold_actor, hold_from_row
-from billing.keys import KeyContext
+from billing.keys.store import KeyContext
 from billing.lanes import Lanes
 from billing.money import format_credits
-from billing.prices import PriceBook
-from billing.pricing import Usage, cost
+from billing.price_book import PriceBook
 from billing.records import record_usage
 from core.db.base import utcnow
 from core.db.dialect import rowcount, upsert_increment

@@ -181,7 +181,7 @@ class ScoringSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     leader_poll_s: float = 1.0
     # Synthetic requests: random shift of each send, as a share of the spacing between sends.
     synthetic_jitter: float = 0.25
-    # Send the synthetic schedule (scoring.sender); off: contenders are tested by organic
+    # Send the synthetic schedule (scoring.synthetic.sender); off: contenders are tested by organic
     # traffic only.
     synthetic_enabled: bool = True
     # A due synthetic request waits at most this long for the miner to be below its announced

@@ -1,5 +1,5 @@
 """The validator loop (SPEC §6): metagraph sync, periods and contenders, synthetic traffic,
-scores and weights. ``sn19 scoring`` runs it (``scoring.runner``).
+scores and weights. ``sn19 scoring`` runs it (``scoring.process``).
 
 Public surface for the gateway and the dashboard (nothing else of this package is theirs to
 import):
@@ -8,18 +8,19 @@ import):
 - ``ContenderCounters`` / ``CounterBuffer``: record every dispatch outcome on the contender
   (``record(route.period_id, route.task, route.hotkey, outcome, volume=..., organic=...)``);
 - ``ScoreboardReader`` and its views (``MinerView``, ``MinerDetail``, ``CheckerStats``,
-  ``ChainStatus``, ...): the dashboard's read API (``scoring.read``); ``MinerDetail.advice``
-  (``TaskAdvice``, ``Limit``): a miner's weight in words (``scoring.advice``);
+  ``ChainStatus``, ...): the dashboard's read API (``scoring.read.board``); ``MinerDetail.advice``
+  (``TaskAdvice``, ``Limit``): a miner's weight in words (``scoring.read.advice``);
 - ``request_check(db, request_id, hotkey=...)`` → ``RequestCheck``: a request's check, if it
   was sampled (a customer's provenance).
 """
 
-from scoring.advice import Limit, TaskAdvice
 from scoring.counters import ContenderCounters, CounterBuffer, Counts, counter_key
-from scoring.explain_views import Explanation, TaskExplanation
-from scoring.read import ScoreboardReader
-from scoring.read_views import STATUSES as MINER_STATUSES
-from scoring.read_views import (
+from scoring.read.advice import Limit, TaskAdvice
+from scoring.read.board import ScoreboardReader
+from scoring.read.explain_views import Explanation, TaskExplanation
+from scoring.read.request_checks import RequestCheck, request_check
+from scoring.read.views import STATUSES as MINER_STATUSES
+from scoring.read.views import (
     ChainStatus,
     CheckerStats,
     CheckRow,
@@ -34,7 +35,6 @@ from scoring.read_views import (
     TaskState,
     WeightRunView,
 )
-from scoring.request_checks import RequestCheck, request_check
 from scoring.routes import MinerRoute, RouteReader, RouteStore
 
 __all__ = [

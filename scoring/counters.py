@@ -11,8 +11,8 @@ Fields: ``consumed`` (volume of successful requests, task units), ``requests``,
 ``rate_limited`` (429), ``failed`` (any other failure that is the miner's: connect error,
 timeout, 5xx, refused, malformed or broken output), ``organic_volume``, ``organic_requests``,
 ``synthetic_requests``, and ``slots_claimed`` (synthetic schedule progress, see
-``scoring.schedule``). Cancelled calls (the customer went away) and our own internal errors are
-not counted: neither is evidence about the miner.
+``scoring.synthetic.plan``). Cancelled calls (the customer went away) and our own internal
+errors are not counted: neither is evidence about the miner.
 
 **For the gateway** (and the synthetic sender), after each attempt on a route::
 

@@ -4,9 +4,9 @@ Every ``scoring.weights_check_s`` the leader asks the chain whether it may set w
 blocks since this validator's last weights ≥ the subnet's ``weights_rate_limit`` (on the local
 chain: ``chain.local_weights_rate_limit``). When it may, it gathers the inputs from the database
 (open period's capacities, each task's recent check results, closed periods), computes
-(``scoring.weights``), stores the run with every input and output (``scoring.runs``), and sends
-the u16 vector with ``Chain.set_weights`` (the SDK handles commit-reveal). The run's status
-records what the chain said.
+(``scoring.weights.formula``), stores the run with every input and output
+(``scoring.weights.runs``), and sends the u16 vector with ``Chain.set_weights`` (the SDK handles
+commit-reveal). The run's status records what the chain said.
 
 The chain being unreachable is never fatal: the failure is logged, recorded on the run when one
 was computed, and retried with exponential backoff.
@@ -24,9 +24,9 @@ from core.settings import Settings
 from protocol.catalog import Catalog
 from scoring import store
 from scoring.backoff import Backoff, sleep_or_stop
-from scoring.runs import finish_run, parameters, store_run
 from scoring.sync import known_metagraph
-from scoring.weights import TaskInputs, WeightCalculation, calculate
+from scoring.weights.formula import TaskInputs, WeightCalculation, calculate
+from scoring.weights.runs import finish_run, parameters, store_run
 
 log = logging.getLogger(__name__)
 

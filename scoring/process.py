@@ -7,10 +7,10 @@ leader runs, concurrently:
 - the period loop (``scoring.periods``): continue the open period or open the next one (metagraph
   sync, capacities, contenders, closing the last period with its scores), publish the routes,
   re-publish them every ``scoring.routes_refresh_s``, and run the synthetic schedule
-  (``scoring.scheduler``) through the sender (``scoring.sender``, unless
+  (``scoring.synthetic.claims``) through the sender (``scoring.synthetic.sender``, unless
   ``scoring.synthetic_enabled`` is off);
 - the metagraph sync every ``chain.sync_interval_s`` (``scoring.sync``);
-- the weight setter on the chain's cadence (``scoring.weightsetter``);
+- the weight setter on the chain's cadence (``scoring.onchain``);
 - pruning of rows older than ``scoring.retention_days``.
 
 A chain that cannot be reached is logged and retried with backoff; it never ends the process.
@@ -46,13 +46,13 @@ from scoring.backoff import Backoff, sleep_or_stop
 from scoring.contenders import PeriodView
 from scoring.counters import ContenderCounters
 from scoring.leader import LeaderLock, Leadership, instance_token
+from scoring.onchain import WeightSetter
 from scoring.periods import PeriodManager
 from scoring.routes import RouteStore
-from scoring.scheduler import SlotClaims, SyntheticScheduler, SyntheticSender
-from scoring.sender import MinerSender
 from scoring.sync import MetagraphSync
 from scoring.synthetic import SeedRange, SyntheticFactory
-from scoring.weightsetter import WeightSetter
+from scoring.synthetic.claims import SlotClaims, SyntheticScheduler, SyntheticSender
+from scoring.synthetic.sender import MinerSender
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +199,7 @@ async def run(
     client: MinerClient | None = None,
     stats: MinerStats | None = None,
 ) -> None:
-    """The scoring process. Without ``sender`` the real one (``scoring.sender``) sends the
+    """The scoring process. Without ``sender`` the real one (``scoring.synthetic.sender``) sends the
     synthetic schedule when ``scoring.synthetic_enabled``; ``stats`` are its live miner stats
     (shared through Redis by default, ``core.miners.live``)."""
     stop = stop or asyncio.Event()

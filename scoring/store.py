@@ -17,7 +17,7 @@ from core.db.tables.scoring import CheckResult, Contender, Period, WeightRun
 from scoring import formulas
 from scoring.contenders import ContenderPlan, ContenderView, PeriodView
 from scoring.counters import Counts
-from scoring.weights import CheckSample, HistoryEntry
+from scoring.weights.formula import CheckSample, HistoryEntry
 
 
 def _ts(moment: datetime) -> float:

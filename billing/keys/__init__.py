@@ -1,1 +1,2 @@
-"""API keys: the store (``store``), issuing and rotating (``service``), and authenticating requests (``auth``)."""
+"""API keys: the store (``store``), issuing and rotating them (``service``), and authenticating
+requests (``auth``)."""

@@ -31,8 +31,8 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from billing.errors import AccountSuspended, InvalidApiKey, ModelNotAllowed
-from billing.key_service import fetch_key_context
-from billing.keys import KeyContext, KeyHasher, is_well_formed
+from billing.keys.service import fetch_key_context
+from billing.keys.store import KeyContext, KeyHasher, is_well_formed
 from core.db.engine import Database
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 Every change that can affect authentication (revoke, rotate, update, account suspension)
 commits first, then tells every gateway replica to drop the key (``KeyInvalidator``: Redis
-cache delete + pub/sub + a generation counter, see ``billing.auth``).
+cache delete + pub/sub + a generation counter, see ``billing.keys.auth``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.errors import BillingNotFound
-from billing.keys import (
+from billing.keys.store import (
     KeyContext,
     KeyHasher,
     display,

@@ -38,7 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import ledger
 from billing.errors import BillingNotFound, BillingUnavailable
-from billing.stripe_gateway import CheckoutRequestSpec, CheckoutSession, StripeGateway
+from billing.payments.stripe import CheckoutRequestSpec, CheckoutSession, StripeGateway
 from core.db.base import utcnow
 from core.db.dialect import insert_ignore, rowcount
 from core.db.engine import Database

@@ -1,6 +1,6 @@
 """check_results: a partial index on failed checks (quality < 0.5)
 
-The dashboard's miner pages (``scoring.read``) count each miner's failed checks of the last
+The dashboard's miner pages (``scoring.read.board``) count each miner's failed checks of the last
 24 hours and list its latest ones; failures are a few percent of the rows, so a partial index
 on (miner_hotkey, created_at, task) answers both without reading the other checks.
 

@@ -1,1 +1,3 @@
-"""Reading the scoreboard for people (``sn19 scores``, the dashboard): the board (``board.ScoreboardReader``), its queries and views, checks, and explanations in words (``explain``, ``advice``)."""
+"""Reading the scoreboard for people (``sn19 scores``, the dashboard): the board
+(``board.ScoreboardReader``), its queries and views, checks, and the weight explained in
+words (``explain``, ``advice``)."""

@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 import msgspec
 
 from scoring import formulas
-from scoring.weights import FactorRow
+from scoring.weights.formula import FactorRow
 
 BEST_SPEED = 1 + formulas.SPEED_BONUS_SPAN
 # Gains below this are not worth a sentence about what limits the miner.

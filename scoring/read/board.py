@@ -34,12 +34,13 @@ from core.db.tables.scoring import Node, WeightRun
 from core.miners import MinerStats
 from core.settings import Settings
 from protocol.catalog import Catalog
-from scoring import formulas, read_explain
-from scoring import read_queries as q
-from scoring.advice import advise_task
+from scoring import formulas
 from scoring.counters import ContenderCounters
-from scoring.read_checks import CheckStats
-from scoring.read_views import (
+from scoring.read import explain_data as read_explain
+from scoring.read import queries as q
+from scoring.read.advice import advise_task
+from scoring.read.checks import CheckStats
+from scoring.read.views import (
     ChainProbe,
     ChainStatus,
     CheckerStats,

@@ -17,8 +17,8 @@ from sqlalchemy import func, select
 from core.checks import CheckQueue
 from core.db import Database
 from core.db.tables.scoring import CheckResult
-from scoring import read_queries as q
-from scoring.read_views import CheckerStats, QueueStats, TaskChecks
+from scoring.read import queries as q
+from scoring.read.views import CheckerStats, QueueStats, TaskChecks
 
 BUCKETS = q.BUCKETS
 # The newest check results (by id) are re-read on every call: ids are taken when a result is

@@ -2,7 +2,7 @@
 
 Without a miner: the run's header, the task weights, and every miner's final weight with its
 per-task shares. With a miner: first in words, per task, what limits it most and what would
-raise its weight (``scoring.advice``); then for each task the inputs (checks, quality, speed
+raise its weight (``scoring.read.advice``); then for each task the inputs (checks, quality, speed
 metric, the period history entry by entry, capacity) → each factor (speed bonus, period
 history, E) → the share, the cubed share and the task's contribution → the final weight and
 its u16 value.
@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections import defaultdict
 
 from scoring import formulas
-from scoring.advice import PeriodFacts, TaskAdvice, advice_text, advise_task, peers_of
-from scoring.runs import RunReport
-from scoring.weights import FactorRow
+from scoring.read.advice import PeriodFacts, TaskAdvice, advice_text, advise_task, peers_of
+from scoring.weights.formula import FactorRow
+from scoring.weights.runs import RunReport
 
 
 def _num(value: float | None, digits: int = 4) -> str:
@@ -115,8 +115,8 @@ def _task_block(row: FactorRow) -> list[str]:
 def miner_advice(
     run: RunReport, hotkey: str, facts: dict[str, dict[int, PeriodFacts]]
 ) -> list[TaskAdvice]:
-    """The words for one miner of a stored run (``scoring.advice``); ``facts``: its closed
-    periods per task (``scoring.read_explain.period_facts``)."""
+    """The words for one miner of a stored run (``scoring.read.advice``); ``facts``: its closed
+    periods per task (``scoring.read.explain_data.period_facts``)."""
     window = float(run.parameters.get("quality_window_s") or 0.0)
     advice = []
     for _, row in run.factors:

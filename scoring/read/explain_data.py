@@ -1,6 +1,6 @@
 """Reading a miner's weight explanation: the latest run's factors of the miner (with each
 task's ΣE, Σs³, largest capacity and speed metrics) and the closed periods its history names
-(``scoring.advice`` turns them into words)."""
+(``scoring.read.advice`` turns them into words)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.tables.scoring import Contender, WeightRun, WeightRunFactor, WeightRunWeight
 from scoring import formulas
-from scoring.advice import PeriodFacts
-from scoring.explain_views import Explanation, HistoryWeight, TaskExplanation
-from scoring.weights import FactorRow, HistoryEntry
+from scoring.read.advice import PeriodFacts
+from scoring.read.explain_views import Explanation, HistoryWeight, TaskExplanation
+from scoring.weights.formula import FactorRow, HistoryEntry
 
 
 def _history_weights(history: Sequence[HistoryEntry]) -> tuple[HistoryWeight, ...]:
@@ -35,7 +35,7 @@ def _history_weights(history: Sequence[HistoryEntry]) -> tuple[HistoryWeight, ..
 
 
 async def explanation(session: AsyncSession, hotkey: str) -> Explanation | None:
-    """The miner's weight in the latest run, every factor as stored (``scoring.runs``)."""
+    """The miner's weight in the latest run, every factor as stored (``scoring.weights.runs``)."""
     run = await session.scalar(select(WeightRun).order_by(WeightRun.id.desc()).limit(1))
     if run is None:
         return None
@@ -118,7 +118,7 @@ async def period_facts(
     session: AsyncSession, hotkey: str, periods: dict[str, list[int]]
 ) -> dict[str, dict[int, PeriodFacts]]:
     """The miner's closed contenders of the given periods, per task: why each period scored
-    as it did (``scoring.advice``)."""
+    as it did (``scoring.read.advice``)."""
     c = Contender
     wanted = {pid for ids in periods.values() for pid in ids}
     if not wanted:

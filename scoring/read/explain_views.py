@@ -1,4 +1,4 @@
-"""The views of a miner's weight explanation (``scoring.read_explain``): every factor of the
+"""The views of a miner's weight explanation (``scoring.read.explain_data``): every factor of the
 latest weight run as stored, per task, with what the dashboard needs to show the arithmetic."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-from scoring.weights import FactorRow
+from scoring.weights.formula import FactorRow
 
 
 class HistoryWeight(msgspec.Struct, frozen=True):

@@ -1,4 +1,4 @@
-"""The SQL behind ``scoring.read``: one aggregate query per list, each answered from an index
+"""The SQL behind ``scoring.read.board``: one aggregate query per list, each answered from an index
 (``contenders (period_id, task, hotkey)`` and ``(task, hotkey, period_id)``,
 ``check_results (task, created_at)`` and ``(task, miner_hotkey, created_at)``, the run tables'
 primary keys). Every function takes an open read session."""
@@ -37,7 +37,7 @@ from core.db.tables.scoring import (
     WeightRunFactor,
     WeightRunWeight,
 )
-from scoring.read_views import (
+from scoring.read.views import (
     CheckRow,
     ContenderRow,
     FactorSummary,
@@ -45,7 +45,7 @@ from scoring.read_views import (
     ScorePoint,
     WeightRunView,
 )
-from scoring.weights import CheckSample
+from scoring.weights.formula import CheckSample
 
 BUCKETS = 10
 # A check scoring below this counts as failed (hard failures score 0; SPEC §5).

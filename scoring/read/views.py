@@ -1,4 +1,4 @@
-"""The typed views of scoring's read API (``scoring.read``): what a dashboard shows about the
+"""The typed views of scoring's read API (``scoring.read.board``): what a dashboard shows about the
 miners, the checker and the chain. Plain msgspec Structs, built by ``ScoreboardReader``.
 
 Statuses (``TaskState.status`` / ``MinerView.status``), most useful first:
@@ -23,8 +23,8 @@ from datetime import datetime
 
 import msgspec
 
-from scoring.advice import TaskAdvice
-from scoring.explain_views import Explanation
+from scoring.read.advice import TaskAdvice
+from scoring.read.explain_views import Explanation
 from scoring.routes import MinerRoute
 
 STATUSES = ("routed", "cooled", "not serving", "no contender", "deregistered", "validator")

@@ -1,4 +1,4 @@
-"""Running the synthetic schedule of a period (``scoring.schedule``) on the leader.
+"""Running the synthetic schedule of a period (``scoring.synthetic.plan``) on the leader.
 
 Every contender's slots come due over the period; each due slot is **claimed** in Redis with one
 Lua script on the contender's counter hash (``slots_claimed``), which also subtracts the slots
@@ -22,8 +22,8 @@ import redis.asyncio as aioredis
 from protocol.catalog import Catalog
 from scoring.contenders import ContenderView, PeriodView
 from scoring.counters import ContenderCounters
-from scoring.schedule import contender_seed, due_count, request_count, slot_times
 from scoring.synthetic import SyntheticFactory, SyntheticRequest
+from scoring.synthetic.plan import contender_seed, due_count, request_count, slot_times
 
 log = logging.getLogger(__name__)
 

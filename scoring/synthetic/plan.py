@@ -9,8 +9,8 @@ Each contender gets its own schedule, so each receives its own test quota whatev
   the period's seed and the contender, so any leader computes the same times;
 - organic volume served by the contender counts toward its quota: of the slots due so far,
   ``floor(organic volume / volume_per_request)`` are covered and need no synthetic request
-  (``needed``). The claim of a slot is atomic in Redis (``scoring.scheduler``), so two processes
-  can never send the same slot.
+  (``needed``). The claim of a slot is atomic in Redis (``scoring.synthetic.claims``), so two
+  processes can never send the same slot.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The synthetic sender: one claimed slot of the schedule → one request to exactly that contender.
 
-``MinerSender.send(period, contender, request)`` (the ``scoring.scheduler.SyntheticSender``):
+``MinerSender.send(period, contender, request)`` (the ``scoring.synthetic.claims.SyntheticSender``):
 
 1. builds the miner request from the public ``SyntheticRequest`` with the gateway's own mapping
    (``core.miners.requests``; the seed the factory drew from this validator's range is kept);

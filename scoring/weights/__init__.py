@@ -1,1 +1,2 @@
-"""The weights (SPEC §6): the formula from inputs to the u16 vector (``formula``), setting them on chain on the chain's cadence (``setter``), and the stored runs (``runs``)."""
+"""The weights of SPEC §6: the formula from its inputs to the u16 vector (``formula``) and the
+stored runs (``runs``). Setting them on chain is ``scoring.onchain``."""

@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from core.db import Database, utcnow
 from core.db.tables.scoring import WeightRun, WeightRunFactor, WeightRunWeight
 from scoring import formulas
-from scoring.weights import FactorRow, HistoryEntry, WeightCalculation
+from scoring.weights.formula import FactorRow, HistoryEntry, WeightCalculation
 
 
 def parameters(*, quality_window_s: float, history_periods: int) -> dict[str, Any]:

@@ -160,7 +160,7 @@ def command(
     period_s: float,
 ) -> None:
     """Run the whole validator plus local miners on the dev catalog (CPU models)."""
-    from billing.keys import generate_secret, is_well_formed
+    from billing.keys.store import generate_secret, is_well_formed
 
     if api_key is not None and not is_well_formed(api_key):
         raise click.BadParameter(

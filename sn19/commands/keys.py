@@ -10,7 +10,7 @@ import click
 
 from billing.components import Billing
 from billing.format import format_time, parse_expiry, render_table
-from billing.key_service import KEEP, CreatedKey, KeyInfo
+from billing.keys.service import KEEP, CreatedKey, KeyInfo
 from billing.money import format_credits, parse_credits
 from sn19.commands.db import config_option, default_actor, load_settings, redis_note, run_billing
 

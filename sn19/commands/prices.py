@@ -11,7 +11,7 @@ import click
 from billing.components import Billing
 from billing.format import render_table
 from billing.money import format_credits, parse_credits
-from billing.prices import PriceListing
+from billing.price_book import PriceListing
 from protocol.catalog import Price
 from sn19.commands.db import config_option, default_actor, run_billing
 

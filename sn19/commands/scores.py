@@ -21,7 +21,7 @@ from core.settings import Settings
 from protocol.config import ConfigError
 
 if TYPE_CHECKING:
-    from scoring.advice import PeriodFacts
+    from scoring.read.advice import PeriodFacts
 
 T = TypeVar("T")
 
@@ -66,9 +66,9 @@ def command() -> None:
 @click.option("--run", "run_id", type=int, default=None, help="A weight run id (default: latest).")
 def show(config_file: str | None, hotkey: str | None, run_id: int | None) -> None:
     """Every miner's weight in the latest calculation, or how one miner's was computed."""
-    from scoring.explain import explain_miner, miner_advice, summary
-    from scoring.read_explain import period_facts
-    from scoring.runs import RunReport, load_run
+    from scoring.read.explain import explain_miner, miner_advice, summary
+    from scoring.read.explain_data import period_facts
+    from scoring.weights.runs import RunReport, load_run
 
     async def action(db: Database) -> str | None:
         report = await load_run(db, run_id)

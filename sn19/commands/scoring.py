@@ -19,7 +19,7 @@ from protocol.config import ConfigError
 
 async def _main(settings: Settings) -> None:
     from core.db.migrate import ensure_schema
-    from scoring.runner import run
+    from scoring.process import run
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -26,7 +26,7 @@ import msgspec
 from sqlalchemy import text
 
 from billing import InsufficientCredits, KeyContext, Usage, estimate_chat
-from billing.prices import PriceBook
+from billing.price_book import PriceBook
 from billing.service import BillingService
 from core.db.engine import Database
 from core.settings import DatabaseSettings

@@ -30,10 +30,10 @@ from scoring import store
 from scoring.backoff import Backoff
 from scoring.contenders import ContenderPlan, PeriodView, routes_for
 from scoring.counters import ContenderCounters, Counts
+from scoring.onchain import WeightSetter
 from scoring.routes import RouteStore
-from scoring.runs import finish_run
 from scoring.sync import apply_metagraph
-from scoring.weightsetter import WeightSetter
+from scoring.weights.runs import finish_run
 
 VALIDATOR = "5Validator" + "v" * 38
 NETUID = 19

@@ -4,7 +4,7 @@ Six miners on real ports (btauth/1, stake gate on the local chain file), all ser
 catalog's tiny chat model (with short outputs so it runs on two cores): two honest and fast,
 one honest but slow (slower first token and 40 ms per token), one failing 30 % of its requests
 (HTTP 500), one rate-limiting half of them (429), and one cheating (random tokens with plausible
-logprobs, ``tests.support.cheats.RandomTokensEngine``). ``scoring.runner.run`` (the real
+logprobs, ``tests.support.cheats.RandomTokensEngine``). ``scoring.process.run`` (the real
 synthetic sender) drives them for several short periods while a real ``sn19 checker``
 subprocess checks the results; the weights are what the local chain recorded. A second phase
 sends organic traffic through the real gateway (routes from the scoring leader) and counts who
@@ -273,7 +273,7 @@ async def _organic(url: str, requests: int, concurrency: int) -> list[str]:
 
 
 async def _collect(result: SimulationResult, db: Database, settings: Settings) -> None:
-    from scoring.runs import load_run
+    from scoring.weights.runs import load_run
 
     run = await load_run(db)
     assert run is not None, "no weight calculation was stored"
@@ -315,7 +315,7 @@ async def run_simulation(
     organic traffic through the gateway. Needs Redis; the database is a fresh SQLite file."""
     from gateway import create_app
     from gateway.hooks import CompletedRequest, CompletionHub
-    from scoring.runner import run
+    from scoring.process import run
     from tests.support.serving import serve_app
 
     started = time.monotonic()

@@ -152,7 +152,7 @@ class CheckResult(Base):
         Index(
             "ix_check_results_task_miner_hotkey_created_at", "task", "miner_hotkey", "created_at"
         ),
-        # Failed checks (the dashboard's counts and lists, ``scoring.read``): a few percent of
+        # Failed checks (the dashboard's counts and lists, ``scoring.read.board``): a few percent of
         # the rows. Queries must spell the predicate the same way for the index to apply.
         Index(
             "ix_check_results_failed",

@@ -9,9 +9,9 @@ import time
 import pytest
 from redis.asyncio import Redis
 
-import billing.auth as auth_module
+import billing.keys.auth as auth_module
 from billing import Billing, InvalidApiKey, KeyAuthenticator, KeyCache
-from billing.keys import generate_secret
+from billing.keys.store import generate_secret
 from core.db.engine import Database
 from core.settings import Settings
 from protocol.catalog import Catalog
@@ -160,7 +160,7 @@ async def test_stale_database_read_cannot_repopulate_redis(
 async def _context_before_revocation(billing: Billing, secret: str):  # type: ignore[no-untyped-def]
     from msgspec.structs import replace
 
-    from billing.key_service import fetch_key_context
+    from billing.keys.service import fetch_key_context
 
     async with billing.db.read() as session:
         ctx = await fetch_key_context(session, billing.hasher.hash(secret))

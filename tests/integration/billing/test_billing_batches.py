@@ -15,7 +15,7 @@ import pytest
 from billing import Billing, InsufficientCredits, Usage, estimate_chat
 from billing.fastbatch import CloseAsk, HoldAsk, close_holds, take_holds
 from billing.fastpath import DriverPool
-from billing.prices import PriceBook
+from billing.price_book import PriceBook
 from billing.service import BillingService
 from core.db.base import utcnow
 from core.db.engine import Database

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import func, select
 
 from billing import Billing, InsufficientCredits, KeyContext, Usage, estimate_chat
-from billing.prices import PriceBook
+from billing.price_book import PriceBook
 from billing.service import BillingService
 from core.db.engine import Database
 from core.db.tables.billing import Hold as HoldRow

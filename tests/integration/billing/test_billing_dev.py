@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 
 from billing.dev import prepare_dev_billing
-from billing.keys import generate_secret, is_well_formed
+from billing.keys.store import generate_secret, is_well_formed
 from billing.money import MICRO
 from core.settings import Settings
 from tests.support.db import run_in_thread

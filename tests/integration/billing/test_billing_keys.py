@@ -16,7 +16,7 @@ from billing import (
     KeyHasher,
     ModelNotAllowed,
 )
-from billing.keys import generate_secret
+from billing.keys.store import generate_secret
 from core.db.base import utcnow
 from core.db.tables.billing import ApiKey
 from tests.integration.billing.conftest import Funded

@@ -8,7 +8,7 @@ from datetime import date, timedelta
 import pytest
 
 from billing import Billing, BillingNotFound, Usage, estimate_chat
-from billing.prices import PriceBook
+from billing.price_book import PriceBook
 from billing.schemas import UsageQuery
 from core.db.base import utcnow
 from core.db.engine import Database

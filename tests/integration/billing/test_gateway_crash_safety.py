@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 from sqlalchemy import func, select
 
-from billing.pricing import chat_cost
+from billing.costs import chat_cost
 from core.db.engine import Database
 from core.db.tables.billing import Account, Hold, UsageRecord
 from core.settings import Settings

@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 from click.testing import CliRunner
 
-from billing.keys import generate_secret
+from billing.keys.store import generate_secret
 from core.settings import Settings
 from gateway import create_app
 from sn19.cli import main

@@ -15,8 +15,8 @@ import pytest
 
 from billing import Billing
 from billing.components import open_billing
+from billing.costs import chat_cost
 from billing.money import MICRO
-from billing.pricing import chat_cost
 from protocol.catalog import resolve_catalog
 from tests.integration.gateway.conftest import (
     CHAT,

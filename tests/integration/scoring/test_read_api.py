@@ -1,7 +1,7 @@
 """Scoring's read API (``ScoreboardReader``) on SQLite and PostgreSQL, over a validator history
 seeded with scoring's own writers: what it reports agrees with the stored rows, the stored
-weight run (``scoring.runs.load_run``), Redis (routes, live counters, the check queue) and the
-chain; it degrades to clear states without Redis or chain."""
+weight run (``scoring.weights.runs.load_run``), Redis (routes, live counters, the check queue)
+and the chain; it degrades to clear states without Redis or chain."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from protocol.catalog import Catalog
 from protocol.chainfile import format_chain_file
 from scoring import ScoreboardReader, formulas
 from scoring.counters import ContenderCounters
-from scoring.runs import load_run
+from scoring.weights.runs import load_run
 from tests.support.scoreboard import (
     NETUID,
     Seeded,
@@ -227,7 +227,7 @@ async def test_checker_stats_and_the_queue(
 
     # Counted once per process: later calls read only newer results (here every older id is
     # settled), wherever their time falls: a result stored late counts in its own hour.
-    monkeypatch.setattr("scoring.read_checks.LIVE_IDS", 0)
+    monkeypatch.setattr("scoring.read.checks.LIVE_IDS", 0)
     board = reader(scoring_db, dev_catalog, redis_client, redis_prefix)
     before = next(t for t in (await board.checker_stats()).tasks if t.task == CHAT)
     now = utcnow()
@@ -320,7 +320,7 @@ async def test_the_local_file_network_is_read_without_a_connection(
     connected" on a working local chain); without the file it stays the database view."""
     from core.settings import Settings
     from protocol.chainfile import Neuron
-    from scoring.read import local_chain
+    from scoring.read.board import local_chain
     from tests.support.wallets import make_wallet
 
     wallet = make_wallet(wallet_root, "reader-validator")

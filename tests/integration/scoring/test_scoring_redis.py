@@ -13,8 +13,8 @@ from core.miners.stats import Outcome
 from scoring.contenders import ContenderView, PeriodView
 from scoring.counters import ContenderCounters, CounterBuffer, Counts
 from scoring.leader import LeaderLock, Leadership
-from scoring.scheduler import SlotClaims, SyntheticScheduler, schedules
 from scoring.synthetic import SeedRange, SyntheticFactory
+from scoring.synthetic.claims import SlotClaims, SyntheticScheduler, schedules
 
 pytestmark = pytest.mark.redis
 CHAT = "sn19-tiny-chat"

@@ -1,4 +1,4 @@
-"""`scoring.runner.run` in-process: it survives a chain that is down from the start (clear
+"""`scoring.process.run` in-process: it survives a chain that is down from the start (clear
 logs, no crash), then opens a period against real miners, publishes the routes and runs the
 weight setter, and stops cleanly."""
 
@@ -14,9 +14,9 @@ from redis.asyncio import Redis
 from core.chain import LocalChain
 from core.db import Database
 from scoring import store
+from scoring.process import run
 from scoring.routes import RouteReader
-from scoring.runner import run
-from scoring.runs import load_run
+from scoring.weights.runs import load_run
 from tests.integration.scoring.conftest import REDIS_URL
 from tests.support.scoring import CHAT, local_miners, scoring_settings
 

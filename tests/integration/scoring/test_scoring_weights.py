@@ -23,10 +23,10 @@ from scoring import store
 from scoring.backoff import Backoff
 from scoring.contenders import ContenderPlan
 from scoring.counters import Counts
-from scoring.explain import explain_miner, summary
-from scoring.runs import load_run
+from scoring.onchain import WeightSetter
+from scoring.read.explain import explain_miner, summary
 from scoring.sync import MetagraphSync
-from scoring.weightsetter import WeightSetter
+from scoring.weights.runs import load_run
 
 CHAT, IMAGE = "sn19-tiny-chat", "sn19-tiny-diffusion"
 VALIDATOR = "5Validator"
@@ -214,7 +214,7 @@ async def test_weight_setting_survives_an_unreachable_chain(
     loop = asyncio.ensure_future(setter.run(stop))
     await asyncio.sleep(0.4)
     assert not loop.done()
-    messages = [r.getMessage() for r in caplog.records if r.name == "scoring.weightsetter"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "scoring.onchain"]
     assert any("weights: chain unreachable (attempt 3)" in m for m in messages)
     assert chain.weight_history() == []
     chain.down_path.unlink()

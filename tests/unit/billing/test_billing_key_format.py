@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from billing.keys import (
+from billing.keys.store import (
     KEY_LENGTH,
     KeyContext,
     KeyHasher,

@@ -9,8 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from billing.money import MICRO, format_credits, parse_credits
-from billing.pricing import (
+from billing.costs import (
     Usage,
     chat_cost,
     cost,
@@ -20,6 +19,7 @@ from billing.pricing import (
     estimate_image,
     image_cost,
 )
+from billing.money import MICRO, format_credits, parse_credits
 from protocol.catalog import Price
 
 prices = st.builds(

@@ -21,8 +21,8 @@ from protocol.miner import MinerChatChunk
 from protocol.openai.chat import ChatCompletionRequest, ChatMessage
 from protocol.sse import DONE, SSEParser, data_event
 from scoring.contenders import ContenderView, PeriodView
-from scoring.sender import MinerSender
 from scoring.synthetic import SyntheticRequest
+from scoring.synthetic.sender import MinerSender
 from tests.support.fake_miner import Canned, FakeMinerClient
 from tests.support.gateway import CHAT, gateway, route
 from tests.support.miner_streams import chat_chunks

@@ -17,8 +17,8 @@ from protocol.openai.chat import ChatCompletionRequest, ChatMessage
 from scoring import CounterBuffer
 from scoring.contenders import ContenderView, PeriodView
 from scoring.counters import increments
-from scoring.sender import MinerSender
 from scoring.synthetic import SyntheticRequest
+from scoring.synthetic.sender import MinerSender
 from tests.support.fake_miner import Canned, FakeMinerClient
 from tests.support.gateway import CHAT, EMBED, gateway, route
 from tests.support.miner_streams import (

@@ -1,4 +1,4 @@
-"""The weight explained in words (``scoring.advice``): for a miner with failures, one that
+"""The weight explained in words (``scoring.read.advice``): for a miner with failures, one that
 offers little of the capacity others do, and one with low quality, the dominant factor is
 named with its numbers and period, and the gains agree with the formulas."""
 
@@ -9,8 +9,8 @@ import math
 import pytest
 
 from scoring import formulas
-from scoring.advice import PeriodFacts, TaskAdvice, advice_text, advise_task, peers_of
-from scoring.weights import FactorRow, HistoryEntry
+from scoring.read.advice import PeriodFacts, TaskAdvice, advice_text, advise_task, peers_of
+from scoring.weights.formula import FactorRow, HistoryEntry
 
 WINDOW_S = 7200.0
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from scoring import ChainStatus, MinerView, TaskState
-from scoring.read_views import histogram
+from scoring.read.views import histogram
 
 
 def miner(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from scoring import schedule as s
+from scoring.synthetic import plan as s
 
 
 def test_request_count() -> None:

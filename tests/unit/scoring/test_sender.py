@@ -1,6 +1,6 @@
-"""The synthetic sender (``scoring.sender``): the gateway's mapping and dispatch to exactly one
-contender, the outcome on its counters (organic = false), a check job for each success, and no
-send while the miner is at its announced concurrency."""
+"""The synthetic sender (``scoring.synthetic.sender``): the gateway's mapping and dispatch to
+exactly one contender, the outcome on its counters (organic = false), a check job for each
+success, and no send while the miner is at its announced concurrency."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from core.tokens import load_task_counters
 from protocol.catalog import resolve_catalog
 from protocol.openai.chat import ChatCompletionRequest, ChatMessage
 from scoring.contenders import ContenderView, PeriodView
-from scoring.sender import MinerSender
 from scoring.synthetic import SyntheticRequest
+from scoring.synthetic.sender import MinerSender
 from tests.support.fake_miner import Canned, FakeMinerClient
 from tests.support.miner_streams import chat_chunks, stream_body
 

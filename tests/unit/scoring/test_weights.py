@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from scoring.weights import CheckSample, HistoryEntry, TaskInputs, calculate
+from scoring.weights.formula import CheckSample, HistoryEntry, TaskInputs, calculate
 
 UIDS = {"A": 1, "B": 2, "C": 3}
 
