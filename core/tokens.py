@@ -37,7 +37,6 @@ then refuses them: ``core.miners.dispatch``).
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
@@ -82,25 +81,24 @@ class TokenCounter(Protocol):
 
 
 # The byte-level tokenizer's special tokens: written inside a message they are still one token
-# each (the tokenizer matches added tokens in raw text), so the count must do the same.
-_SPECIALS = re.compile(
-    "|".join(
-        re.escape(token)
-        for token in (BEGIN, "<|end_of_text|>", HEADER_START, HEADER_END, EOT, "<pad>")
-    )
+# each (the tokenizer matches added tokens in raw text), so the count must do the same. None is
+# a prefix of another, so counting each one's occurrences finds the same tokens as a scan.
+_SPECIALS = tuple(
+    (token, len(token.encode()) - 1)
+    for token in (BEGIN, "<|end_of_text|>", HEADER_START, HEADER_END, EOT, "<pad>")
 )
 
 
 def _utf8_len(text: str) -> int:
     """Tokens of `text` under the byte-level tokenizer: one per byte, one per special token."""
+    size = len(text.encode("utf-8", "surrogatepass"))
     if "<" not in text:
-        return len(text.encode("utf-8", "surrogatepass"))
-    specials = 0
-    total = 0
-    for part in _SPECIALS.split(text):
-        total += len(part.encode("utf-8", "surrogatepass"))
-        specials += 1
-    return total + specials - 1
+        return size
+    for token, extra in _SPECIALS:
+        occurrences = text.count(token)
+        if occurrences:
+            size -= occurrences * extra
+    return size
 
 
 class ByteTokenCounter:

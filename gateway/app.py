@@ -244,7 +244,7 @@ def create_app(
             )
         return render_error(error)
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             chat_completions,
             responses,
@@ -263,16 +263,17 @@ def create_app(
         dependencies={"gateway": Provide(provide_gateway, sync_to_thread=False)},
         exception_handlers={Exception: handle_exception},
         before_send=[_add_request_id],
-        middleware=[
-            Transport(
-                origins=gateway_settings.cors_origins,
-                gzip_min_bytes=gateway_settings.gzip_min_bytes,
-                max_body_bytes=gateway_settings.max_body_bytes,
-            ).wrap
-        ],
         lifespan=[lifespan],
         request_max_body_size=gateway_settings.max_body_bytes,
         openapi_config=None,
         logging_config=None,
         debug=False,
     )
+    # CORS and gzip wrap the whole app, outside Litestar's routing and exception layer (as
+    # Litestar's own CORS middleware is placed): one layer per request, not one per route.
+    app.asgi_handler = Transport(
+        origins=gateway_settings.cors_origins,
+        gzip_min_bytes=gateway_settings.gzip_min_bytes,
+        max_body_bytes=gateway_settings.max_body_bytes,
+    ).wrap(app.asgi_handler)
+    return app

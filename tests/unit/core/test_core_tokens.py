@@ -22,7 +22,14 @@ from protocol.catalog import Catalog
 from protocol.prompts import Turn, render_llama3
 from protocol.tool_calls import Call
 
-SPECIALS = ("<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>")
+SPECIALS = (
+    "<|begin_of_text|>",
+    "<|end_of_text|>",
+    "<|start_header_id|>",
+    "<|end_header_id|>",
+    "<|eot_id|>",
+    "<pad>",
+)
 
 
 def by_hand(rendered: str) -> int:
@@ -66,6 +73,17 @@ def test_byte_counter_single_turn() -> None:
 def test_byte_counter_matches_the_rendered_template(pairs: list[tuple[str, str]]) -> None:
     counter = ByteTokenCounter()
     assert counter.chat(turns(pairs)) == by_hand(render_llama3(turns(pairs)))
+
+
+@given(
+    st.lists(
+        st.sampled_from(["a", "é", "<", "|", ">", "<|", *SPECIALS, "<|eot", "_id|>"]), max_size=30
+    )
+)
+def test_special_tokens_written_in_a_message_count_once(pieces: list[str]) -> None:
+    history = [Turn(role="user", content="".join(pieces))]
+    rendered = render_llama3(history)
+    assert ByteTokenCounter().chat(history) == by_hand(rendered)
 
 
 def test_tools_and_earlier_calls_are_counted() -> None:
