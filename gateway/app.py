@@ -50,6 +50,7 @@ from gateway.hooks import CompletionHub
 from gateway.ids import request_id_from
 from gateway.images.controller import edits_handler, generations
 from gateway.models.controller import list_models, retrieve_model
+from gateway.openapi.controller import OPENAPI_HANDLERS
 from gateway.provenance import install_provenance
 from gateway.receipts import install_receipt_auditor
 from gateway.requests.controller import REQUEST_HANDLERS
@@ -255,6 +256,7 @@ def create_app(
             metrics,
             *BILLING_HANDLERS,
             *REQUEST_HANDLERS,
+            *OPENAPI_HANDLERS,
             *extra_handlers,
         ],
         dependencies={"gateway": Provide(provide_gateway, sync_to_thread=False)},
