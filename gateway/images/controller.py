@@ -19,7 +19,7 @@ from gateway.images.service import (
     serve_images,
 )
 from gateway.state import Gateway
-from gateway.validation import decode, unsupported
+from gateway.validation import decode, json_body, unsupported
 
 GENERATIONS = "/v1/images/generations"
 EDITS = "/v1/images/edits"
@@ -28,7 +28,7 @@ EDITS = "/v1/images/edits"
 @post(GENERATIONS, status_code=200)
 async def generations(request: Request[Any, Any, Any], gateway: Gateway) -> ASGIApp:
     ctx = await begin(request, gateway, GENERATIONS)
-    body = decode(GENERATION_REQUEST, await request.body())
+    body = decode(GENERATION_REQUEST, await json_body(request))
     task = resolve_task(ctx, body.model, "image", GENERATIONS)
     assert task.image is not None
     plan = plan_image(task.image, body)

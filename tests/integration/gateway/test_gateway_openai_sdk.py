@@ -162,4 +162,4 @@ async def test_billing_endpoints_follow_the_mode(fast_stack: Stack) -> None:
         assert response.status == 200 and body["object"] == "billing.balance"
         assert 0 < body["available_micro"] <= 1_000 * 1_000_000
     else:
-        assert response.status == 503 and body["error"]["code"] == "billing_unavailable"
+        assert response.status == 404 and body["error"]["code"] == "billing_not_enabled"
