@@ -80,6 +80,9 @@ class GatewaySettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     api_keys: list[Secret] = []
     max_body_bytes: int = 8 * 1024 * 1024
     max_upload_bytes: int = 16 * 1024 * 1024
+    # Images asked for with response_format "url" are kept in Redis (shared by the replicas)
+    # this long; their URL answers 404 after.
+    image_url_ttl_s: float = 3600.0
     # Failover before the first byte: attempts and the deadline they share.
     max_attempts: int = 3
     connect_timeout_s: float = 3.0

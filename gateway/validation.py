@@ -83,4 +83,4 @@ def shaped(error: ShapeError) -> InvalidRequest:
     """A ``protocol.openai.shapes`` refusal as the gateway's 400."""
     if error.unsupported:
         return unsupported(error.param, str(error))
-    return InvalidRequest(str(error), param=error.param, code="invalid_value")
+    return InvalidRequest(str(error), param=error.param, code=error.code or "invalid_value")

@@ -1,1 +1,1 @@
-"""`/openapi.json` and `/docs`: the OpenAPI document of the gateway (``document``) and its routes."""
+"""`/openapi.json` and `/docs`: the gateway's OpenAPI document (``document``), served."""

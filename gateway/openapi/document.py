@@ -34,6 +34,7 @@ from gateway.embeddings.controller import ROUTE as EMBEDDINGS
 from gateway.embeddings.service import REQUEST as EMBEDDING_REQUEST
 from gateway.health import Health
 from gateway.images.controller import EDITS, GENERATIONS
+from gateway.images.files import FILES_PREFIX
 from gateway.images.service import GENERATION_REQUEST
 from gateway.requests.controller import RequestProvenance
 from protocol.openai.chat import ChatCompletion, ChatCompletionChunk
@@ -111,6 +112,15 @@ OPERATIONS: tuple[Operation, ...] = (
         files=("image",),
         optional_files=("mask",),
         response=ImagesResponse,
+    ),
+    Operation(
+        "get",
+        FILES_PREFIX + "{name}",
+        "An image answered as a URL (no API key: the URL is the credential; it expires)",
+        "images",
+        auth=False,
+        path_params=("name",),
+        media="image/png",
     ),
     Operation("get", "/v1/models", "List the models", "models", response=ModelList),
     Operation(
