@@ -14,7 +14,7 @@ authentication, so it must get the raw request body, byte for byte.
 from __future__ import annotations
 
 from billing.accounts import AccountService
-from billing.errors import BillingUnavailable
+from billing.errors import PaymentsNotEnabled
 from billing.money import format_credits
 from billing.payments.webhooks import StripeBilling
 from billing.schemas import (
@@ -48,11 +48,12 @@ class BillingApi:
 
     def _require_stripe(self) -> StripeBilling:
         if self._stripe is None:
-            raise BillingUnavailable("Credit purchases are not enabled on this validator.")
+            raise PaymentsNotEnabled("Credit purchases are not enabled on this validator.")
         return self._stripe
 
     async def checkout(self, account_id: int, body: CheckoutRequest) -> CheckoutResponse:
-        """400 outside the allowed credit range; 503 when Stripe is not configured or fails."""
+        """400 outside the allowed credit range; 404 when Stripe is not configured, 503 when it
+        fails."""
         stripe = self._require_stripe()
         low, high = stripe.limits
         if not low <= body.credits <= high:

@@ -13,9 +13,11 @@ RateLimited (429, Retry-After + x-ratelimit-*)
 InvalidRequest (400)
 └── WebhookRejected                bad or stale Stripe signature, unparseable payload
 NotFound (404)
-└── BillingNotFound                unknown account / key / hold in an admin call
+├── BillingNotFound                unknown account / key / hold in an admin call
+└── BillingNotEnabled              billing is off on this validator (billing_not_enabled)
+    └── PaymentsNotEnabled         Stripe is not configured (payments_not_enabled)
 AppError (503 billing_unavailable)
-├── BillingUnavailable             Stripe is not configured on this validator
+├── BillingUnavailable             the payment provider failed (retry later)
 └── LedgerUnavailable              the database could not take a hold (retry shortly)
 """
 
@@ -75,6 +77,16 @@ class WebhookRejected(InvalidRequest):
 
 class BillingNotFound(NotFound):
     pass
+
+
+class BillingNotEnabled(NotFound):
+    """A part of billing this validator does not run: permanent, so a 404 (not a 503)."""
+
+    default_code = "billing_not_enabled"
+
+
+class PaymentsNotEnabled(BillingNotEnabled):
+    default_code = "payments_not_enabled"
 
 
 class BillingUnavailable(AppError):

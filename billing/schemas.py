@@ -56,7 +56,7 @@ class UsageQuery(msgspec.Struct, forbid_unknown_fields=True):
 
     start: date | None = None
     end: date | None = None
-    key_id: int | None = None
+    key_id: Annotated[int, Meta(ge=1, le=2**63 - 1)] | None = None  # a BIGINT id
     model: str | None = None
     limit: Annotated[int, Meta(ge=1, le=1000)] = 100
     cursor: str | None = None

@@ -80,7 +80,9 @@ class UsageService:
     ) -> tuple[list[DayUsage], str | None]:
         """Rows newest day first (then by model), and the cursor of the next page (or None)."""
         end = end or utcnow().date()
-        start = start or end - timedelta(days=DEFAULT_DAYS - 1)
+        if start is None:
+            days = min(DEFAULT_DAYS - 1, (end - date.min).days)  # no day before 0001-01-01
+            start = end - timedelta(days=days)
         cols = [
             UsageDaily.requests,
             UsageDaily.errors,

@@ -1,8 +1,9 @@
 """The validator's error hierarchy; one renderer at the HTTP edge turns these into the OpenAI
 error envelope (``{"error": {"message", "type", "param", "code"}}``).
 
-    AppError (500 api_error)
+    AppError (500 api_error internal_error)
     ├── InvalidRequest (400 invalid_request_error)      bad field: `param` names it
+    │   │                                               (code invalid_value, else invalid_request)
     │   ├── UnsupportedParameter (400)                  a field no miner can honour
     │   └── RequestRefused (400 request_refused)        the model server refused it as invalid
     ├── AuthenticationFailed (401 invalid_api_key)
@@ -15,7 +16,8 @@ error envelope (``{"error": {"message", "type", "param", "code"}}``).
     ├── NoCapacity (503 no_capacity)                    Retry-After
     └── UpstreamTimeout (504 upstream_timeout)
 
-Domain packages raise these (or subclasses); they never import the web framework.
+Domain packages raise these (or subclasses); they never import the web framework. Every error
+has a ``code``: the one given, else its class's ``default_code``.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from __future__ import annotations
 class AppError(Exception):
     status_code: int = 500
     openai_type: str = "api_error"
-    default_code: str | None = None
+    default_code: str = "internal_error"
 
     def __init__(
         self,
@@ -37,13 +39,24 @@ class AppError(Exception):
         super().__init__(message)
         self.message = message
         self.param = param
-        self.code = code if code is not None else self.default_code
+        self.code: str = code or self.code_for(param)
         self.headers = headers or {}
+
+    def code_for(self, param: str | None) -> str:
+        """The code when none is given."""
+        return self.default_code
 
 
 class InvalidRequest(AppError):
     status_code = 400
     openai_type = "invalid_request_error"
+    default_code = "invalid_request"
+
+    def code_for(self, param: str | None) -> str:
+        # A refused field (``param``) of a plain InvalidRequest is an invalid value.
+        if param is not None and self.default_code == InvalidRequest.default_code:
+            return "invalid_value"
+        return self.default_code
 
 
 class UnsupportedParameter(InvalidRequest):

@@ -86,6 +86,9 @@ class GatewaySettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     # /v1/* responses of at least this many bytes are gzipped for clients that accept gzip
     # (0: never). Request bodies sent with Content-Encoding: gzip are always accepted.
     gzip_min_bytes: int = 1400
+    # Images asked for with response_format "url" are kept in Redis (shared by the replicas)
+    # this long; their URL answers 404 after.
+    image_url_ttl_s: float = 3600.0
     # Failover before the first byte: attempts and the deadline they share.
     max_attempts: int = 3
     connect_timeout_s: float = 3.0

@@ -19,13 +19,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from litestar import Litestar, Request, Response
 from litestar.di import Provide
-from litestar.types import ControllerRouterHandler, Message, Scope
+from litestar.enums import ScopeType
+from litestar.types import (
+    ControllerRouterHandler,
+    LifeSpanReceive,
+    LifeSpanScope,
+    LifeSpanSend,
+    Message,
+    Receive,
+    Scope,
+    Send,
+)
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from billing import Access, OpenAccess
@@ -49,7 +60,9 @@ from gateway.health import healthz, metrics
 from gateway.hooks import CompletionHub
 from gateway.ids import request_id_from
 from gateway.images.controller import edits_handler, generations
+from gateway.images.files import image_file
 from gateway.models.controller import list_models, retrieve_model
+from gateway.openapi.controller import OPENAPI_HANDLERS
 from gateway.provenance import install_provenance
 from gateway.receipts import install_receipt_auditor
 from gateway.requests.controller import REQUEST_HANDLERS
@@ -99,7 +112,25 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-async def _add_request_id(message: Message, scope: Scope) -> None:
+ARRIVED = "sn19_arrived"
+
+
+class GatewayApp(Litestar):
+    """The Litestar app, noting when each request arrived (for ``openai-processing-ms``)."""
+
+    async def __call__(
+        self,
+        scope: Scope | LifeSpanScope,
+        receive: Receive | LifeSpanReceive,
+        send: Send | LifeSpanSend,
+    ) -> None:
+        if scope["type"] == ScopeType.HTTP:
+            scope.setdefault("state", {})[ARRIVED] = time.monotonic()  # type: ignore[typeddict-item]
+        await super().__call__(scope, receive, send)
+
+
+async def _add_response_headers(message: Message, scope: Scope) -> None:
+    """``x-request-id`` and ``openai-processing-ms`` on every response, errors included."""
     if message["type"] != "http.response.start":
         return
     state: dict[str, Any] = scope.setdefault("state", {})
@@ -111,7 +142,12 @@ async def _add_request_id(message: Message, scope: Scope) -> None:
             _header(scope, b"x-request-id")
         )
         state["sn19_request_id"] = request_id
-    message["headers"] = [*message.get("headers", ()), (b"x-request-id", request_id.encode())]
+    headers = [*message.get("headers", ()), (b"x-request-id", request_id.encode())]
+    arrived = state.get(ARRIVED)
+    if arrived is not None:
+        elapsed_ms = int((time.monotonic() - arrived) * 1000)
+        headers.append((b"openai-processing-ms", str(elapsed_ms).encode()))
+    message["headers"] = headers
 
 
 def _count_contenders(settings: Settings, redis: Any, stack: AsyncExitStack) -> CounterBuffer:
@@ -244,7 +280,7 @@ def create_app(
             )
         return render_error(error)
 
-    app = Litestar(
+    app = GatewayApp(
         route_handlers=[
             chat_completions,
             responses,
@@ -252,17 +288,19 @@ def create_app(
             embeddings,
             generations,
             edits_handler(gateway_settings.max_upload_bytes),
+            image_file,
             list_models,
             retrieve_model,
             healthz,
             metrics,
             *BILLING_HANDLERS,
             *REQUEST_HANDLERS,
+            *OPENAPI_HANDLERS,
             *extra_handlers,
         ],
         dependencies={"gateway": Provide(provide_gateway, sync_to_thread=False)},
         exception_handlers={Exception: handle_exception},
-        before_send=[_add_request_id],
+        before_send=[_add_response_headers],
         lifespan=[lifespan],
         request_max_body_size=gateway_settings.max_body_bytes,
         openapi_config=None,

@@ -69,9 +69,8 @@ def as_app_error(request: Request[Any, Any, Any], exc: Exception) -> AppError:
     if isinstance(exc, ValidationException):
         return InvalidRequest(f"Invalid request: {exc.detail}")
     if isinstance(exc, HTTPException) and exc.status_code < 500:
-        error = AppError(str(exc.detail))
+        error = InvalidRequest(str(exc.detail))
         error.status_code = exc.status_code
-        error.openai_type = "invalid_request_error"
         return error
     log.exception("unhandled error serving %s %s", request.method, request.url.path, exc_info=exc)
     return AppError("The server had an error while processing your request.")

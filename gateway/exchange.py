@@ -284,7 +284,6 @@ class Exchange:
         headers = dict(self.headers)
         if self.state is not None:
             headers["x-sn19-attempts"] = str(len(self.state.attempts))
-        headers["openai-processing-ms"] = str(int(self.ctx.elapsed() * 1000))
         return headers
 
     async def __aexit__(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+import msgspec
 from litestar import get
 from litestar.response.base import ASGIResponse
 from litestar.types import ASGIApp
@@ -13,6 +14,11 @@ from core.telemetry import METRICS_CONTENT_TYPE
 from gateway.events import ENCODER
 from gateway.http import json_response
 from gateway.state import Gateway
+
+
+class Health(msgspec.Struct):
+    status: str
+    redis: bool
 
 
 async def redis_answers(redis: object, timeout: float = 0.5) -> bool:
@@ -29,7 +35,7 @@ async def redis_answers(redis: object, timeout: float = 0.5) -> bool:
 @get("/healthz")
 async def healthz(gateway: Gateway) -> ASGIApp:
     redis_ok = await redis_answers(gateway.redis)
-    return json_response(ENCODER.encode({"status": "ok", "redis": redis_ok}))
+    return json_response(ENCODER.encode(Health("ok", redis_ok)))
 
 
 @get("/metrics")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 import msgspec
+from litestar import Request
 
 from core.errors import InvalidRequest, UnsupportedParameter
 from protocol.openai.shapes import ShapeError
@@ -42,12 +43,36 @@ def decode(decoder: msgspec.json.Decoder[T], body: bytes) -> T:
         raise invalid_from(exc) from None
 
 
-def convert(data: Any, type_: type[T]) -> T:
-    """Validate already-parsed data (e.g. multipart form fields, strings coerced)."""
+def convert(data: dict[str, str], type_: type[T]) -> T:
+    """Validate text fields (multipart form fields, query parameters), strings coerced to the
+    field's type. A field that is given is never null: ``n=null`` is refused, not read as
+    "not sent" (msgspec's lax mode would turn the text "null" into None)."""
     try:
-        return msgspec.convert(data, type=type_, strict=False)
+        value = msgspec.convert(data, type=type_, strict=False)
     except msgspec.ValidationError as exc:
         raise invalid_from(exc) from None
+    for name in data:
+        if getattr(value, name, None) is None:
+            raise InvalidRequest(
+                f"Invalid value for '{name}': expected a value, got {data[name][:64]!r}.",
+                param=name,
+            )
+    return value
+
+
+async def json_body(request: Request[Any, Any, Any]) -> bytes:
+    """The body of a JSON request; a body sent with another content type is a 400 (a header
+    left out is taken as JSON)."""
+    media = request.headers.get("content-type")
+    if media is not None:
+        kind = media.partition(";")[0].strip().lower()
+        if kind != "application/json" and not kind.endswith("+json"):
+            raise InvalidRequest(
+                f"Send the request body as JSON with 'Content-Type: application/json' "
+                f"(got '{kind[:64]}').",
+                code="invalid_content_type",
+            )
+    return await request.body()
 
 
 def unsupported(param: str, message: str) -> UnsupportedParameter:
@@ -58,4 +83,4 @@ def shaped(error: ShapeError) -> InvalidRequest:
     """A ``protocol.openai.shapes`` refusal as the gateway's 400."""
     if error.unsupported:
         return unsupported(error.param, str(error))
-    return InvalidRequest(str(error), param=error.param, code="invalid_value")
+    return InvalidRequest(str(error), param=error.param, code=error.code or "invalid_value")

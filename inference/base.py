@@ -80,9 +80,13 @@ class TextRequest(msgspec.Struct, frozen=True):
 
 
 class TopToken(msgspec.Struct, frozen=True, array_like=True):
+    """An alternative at one position: ``token`` its text, ``token_bytes`` its raw bytes (a
+    byte-fallback token's one byte, not the UTF-8 of the U+FFFD its text shows)."""
+
     token_id: int
     token: str
     logprob: float
+    token_bytes: bytes = b""
 
 
 class TokenEvent(msgspec.Struct, frozen=True):

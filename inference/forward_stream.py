@@ -224,6 +224,7 @@ class StreamAssembler:
                         token_id=parse_token_id(alt.token),
                         token=bytes(alt.bytes).decode("utf-8", "replace") if alt.bytes else "",
                         logprob=alt.logprob,
+                        token_bytes=bytes(alt.bytes) if alt.bytes else b"",
                     )
                     for alt in alternatives[: self.top_logprobs]
                 )

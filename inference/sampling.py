@@ -61,9 +61,9 @@ class TokenTable:
     """Per-token display text and raw bytes, computed on first use and cached.
 
     ``text`` is the decoding of the token alone (a byte that is part of a multi-byte character
-    shows as U+FFFD, as vLLM and OpenAI show it); ``raw`` is the token's bytes: byte-level BPE
-    symbols mapped back to bytes, SentencePiece ``<0xNN>`` byte tokens as that byte, anything else
-    its text in UTF-8.
+    shows as U+FFFD, as vLLM and OpenAI show it); ``raw`` is the token's bytes: for a byte-level
+    BPE tokenizer its symbols mapped back to bytes; otherwise a SentencePiece ``<0xNN>``
+    byte-fallback token is that one byte, anything else its piece in UTF-8 (``▁`` as a space).
     """
 
     def __init__(self, tokenizer: Any) -> None:
@@ -73,6 +73,8 @@ class TokenTable:
         self._special = set(getattr(tokenizer, "all_special_ids", ()) or ())
         added = getattr(tokenizer, "added_tokens_decoder", {}) or {}
         self._special.update(int(token_id) for token_id in added)
+        # A fast tokenizer's decoder, or a slow GPT-2 style tokenizer's byte map.
+        self._byte_level = is_byte_level(tokenizer) or hasattr(tokenizer, "byte_decoder")
 
     def is_special(self, token_id: int) -> bool:
         return token_id in self._special
@@ -97,10 +99,11 @@ class TokenTable:
         piece = self._tokenizer.convert_ids_to_tokens(token_id)
         if not isinstance(piece, str):
             return self.text(token_id).encode()
-        symbols = _byte_symbols()
-        if piece and all(char in symbols for char in piece):
-            return bytes(symbols[char] for char in piece)
-        if len(piece) == 6 and piece.startswith("<0x") and piece.endswith(">"):
+        if self._byte_level:
+            symbols = _byte_symbols()
+            if piece and all(char in symbols for char in piece):
+                return bytes(symbols[char] for char in piece)
+        elif len(piece) == 6 and piece.startswith("<0x") and piece.endswith(">"):
             try:
                 return bytes([int(piece[3:5], 16)])
             except ValueError:

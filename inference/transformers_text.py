@@ -321,7 +321,12 @@ class TransformersTextEngine:
             if request.top_logprobs:
                 values, indices = torch.topk(logprobs, request.top_logprobs)
                 top = tuple(
-                    TopToken(token_id=int(i), token=table.text(int(i)), logprob=float(v))
+                    TopToken(
+                        token_id=int(i),
+                        token=table.text(int(i)),
+                        logprob=float(v),
+                        token_bytes=table.raw(int(i)),
+                    )
                     for v, i in zip(values.tolist(), indices.tolist(), strict=True)
                 )
             is_eos = token in self._eos

@@ -249,7 +249,10 @@ class VllmTextEngine:
                 ranked = sorted(step.items(), key=lambda item: -item[1].logprob)
                 top = tuple(
                     TopToken(
-                        token_id=int(tid), token=table.text(int(tid)), logprob=float(lp.logprob)
+                        token_id=int(tid),
+                        token=table.text(int(tid)),
+                        logprob=float(lp.logprob),
+                        token_bytes=table.raw(int(tid)),
                     )
                     for tid, lp in ranked[: request.top_logprobs]
                 )

@@ -114,12 +114,13 @@ class _ChatPart:
         alternatives: list[TopLogprob] = []
         for alt in event.top[:top]:
             shown = f"token_id:{alt.token_id}" if as_ids else alt.token
+            # The token's raw bytes (a byte-fallback token is its one byte, not the UTF-8 of the
+            # U+FFFD its text shows); with token ids as tokens, those of the shown string (as
+            # vLLM reports them).
+            alt_raw = shown.encode() if as_ids else (alt.token_bytes or alt.token.encode())
             alternatives.append(
-                TopLogprob(
-                    token=shown, logprob=_logprob(alt.logprob), bytes=_token_bytes(shown.encode())
-                )
+                TopLogprob(token=shown, logprob=_logprob(alt.logprob), bytes=_token_bytes(alt_raw))
             )
-        # With token ids as tokens, bytes are those of the shown string (as vLLM reports them).
         raw = token.encode() if as_ids else (event.token_bytes or event.token.encode())
         self.logprobs.append(
             TokenLogprob(

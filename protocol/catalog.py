@@ -88,7 +88,7 @@ class ImageSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 class EmbeddingSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     dimensions: Annotated[int, Meta(ge=1)]
     max_input_tokens: Annotated[int, Meta(ge=1)]
-    max_inputs: Annotated[int, Meta(ge=1, le=2048)] = 256
+    max_inputs: Annotated[int, Meta(ge=1, le=2048)] = 2048  # OpenAI's limit
     tokenizer: str = "builtin:bytes"
     vocab_size: Annotated[int, Meta(ge=1)] | None = None
 

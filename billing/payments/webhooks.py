@@ -37,7 +37,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import ledger
-from billing.errors import BillingNotFound, BillingUnavailable
+from billing.errors import AccountSuspended, BillingNotFound
 from billing.payments.stripe import CheckoutRequestSpec, CheckoutSession, StripeGateway
 from core.db.base import utcnow
 from core.db.dialect import insert_ignore, rowcount
@@ -121,7 +121,7 @@ class StripeBilling:
                 raise BillingNotFound(f"no account {account_id}")
             email = account.email
         if account.status != "active":
-            raise BillingUnavailable("This account is suspended.")
+            raise AccountSuspended("This account is suspended.")
         return await self._gateway.create_checkout_session(
             CheckoutRequestSpec(
                 account_id=account_id,

@@ -205,10 +205,6 @@ class ImagePlan(msgspec.Struct, frozen=True):
 
 
 def plan_image(spec: ImageSpec, request: ImageGenerationRequest | ImageEditFields) -> ImagePlan:
-    if request.response_format == "url":
-        raise unsupported(
-            "response_format", "response_format 'url' is not supported; use 'b64_json'."
-        )
     size = request.size or "auto"
     if size == "auto":
         size = spec.default_size

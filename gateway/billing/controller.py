@@ -6,7 +6,8 @@
     GET  /v1/billing/usage           API key → daily usage of the key's account
     GET  /v1/billing/balance         API key → available and held credits of the key's account
 
-With billing off they answer 503 ``billing_unavailable`` (after authenticating the caller).
+With billing off they answer 404 ``billing_not_enabled`` (after authenticating the caller); the
+Stripe endpoints without Stripe configured 404 ``payments_not_enabled``.
 """
 
 from __future__ import annotations
@@ -18,14 +19,14 @@ import msgspec
 from litestar import Request, get, post
 from litestar.types import ASGIApp
 
-from billing import BillingApi, BillingUnavailable
+from billing import BillingApi, BillingNotEnabled
 from billing.schemas import CheckoutRequest, UsageQuery
 from core.errors import InvalidRequest
 from gateway.context import RequestContext, begin
 from gateway.events import ENCODER
 from gateway.http import json_response
 from gateway.state import Gateway
-from gateway.validation import convert, decode
+from gateway.validation import convert, decode, json_body
 
 CHECKOUT = "/v1/billing/checkout"
 WEBHOOK = "/v1/billing/stripe/webhook"
@@ -37,7 +38,7 @@ DISABLED = "Billing is not enabled on this validator."
 
 def _api(gateway: Gateway) -> BillingApi:
     if gateway.billing is None:
-        raise BillingUnavailable(DISABLED)
+        raise BillingNotEnabled(DISABLED)
     return gateway.billing.api
 
 
@@ -49,7 +50,7 @@ async def key_account(
     api = _api(gateway)
     key = ctx.caller.key if ctx.caller is not None else None
     if key is None:
-        raise BillingUnavailable(DISABLED)
+        raise BillingNotEnabled(DISABLED)
     return ctx, api, key.account_id
 
 
@@ -73,7 +74,7 @@ def _query(request: Request[Any, Any, Any]) -> dict[str, str]:
 @post(CHECKOUT, status_code=200)
 async def checkout(request: Request[Any, Any, Any], gateway: Gateway) -> ASGIApp:
     ctx, api, account_id = await key_account(request, gateway, CHECKOUT)
-    body = decode(CHECKOUT_REQUEST, await request.body())
+    body = decode(CHECKOUT_REQUEST, await json_body(request))
     return answer(ctx, await api.checkout(account_id, body))
 
 

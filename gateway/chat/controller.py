@@ -11,7 +11,7 @@ from gateway.chat.service import REQUEST, plan_chat
 from gateway.context import begin, resolve_task
 from gateway.state import Gateway
 from gateway.text_serving import serve_text
-from gateway.validation import decode
+from gateway.validation import decode, json_body
 
 ROUTE = "/v1/chat/completions"
 
@@ -19,7 +19,7 @@ ROUTE = "/v1/chat/completions"
 @post(ROUTE, status_code=200)
 async def chat_completions(request: Request[Any, Any, Any], gateway: Gateway) -> ASGIApp:
     ctx = await begin(request, gateway, ROUTE)
-    body = decode(REQUEST, await request.body())
+    body = decode(REQUEST, await json_body(request))
     task = resolve_task(ctx, body.model, "chat", ROUTE)
     response: ASGIApp = await serve_text(ctx, task, plan_chat(ctx, task, body))
     return response

@@ -10,7 +10,7 @@ from litestar.types import ASGIApp
 from gateway.context import begin, resolve_task
 from gateway.embeddings.service import REQUEST, serve_embeddings
 from gateway.state import Gateway
-from gateway.validation import decode
+from gateway.validation import decode, json_body
 
 ROUTE = "/v1/embeddings"
 
@@ -18,7 +18,7 @@ ROUTE = "/v1/embeddings"
 @post(ROUTE, status_code=200)
 async def embeddings(request: Request[Any, Any, Any], gateway: Gateway) -> ASGIApp:
     ctx = await begin(request, gateway, ROUTE)
-    body = decode(REQUEST, await request.body())
+    body = decode(REQUEST, await json_body(request))
     task = resolve_task(ctx, body.model, "embedding", ROUTE)
     response: ASGIApp = await serve_embeddings(ctx, task, body)
     return response

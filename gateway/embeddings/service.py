@@ -36,6 +36,12 @@ MINER_PATH = "/v1/embeddings"
 Inputs = list[str] | list[list[int]]
 
 
+def answer_bytes(count: int, dimensions: int) -> int:
+    """The most a miner's JSON answer may take: 2,048 vectors of 1,024 floats is ~45 MB, more
+    than the miner client's default limit."""
+    return count * (dimensions * 26 + 64) + 65_536
+
+
 async def serve_embeddings(
     ctx: RequestContext, task: Task, request: EmbeddingRequest
 ) -> JSONResponse:
@@ -70,6 +76,7 @@ async def serve_embeddings(
             decode=RESPONSE.decode,
             check=check,
             units=lambda _: float(tokens),
+            max_bytes=answer_bytes(len(inputs), dimensions),
         )
         base64 = request.encoding_format == "base64"
         vectors = sorted(delivered.value.data, key=lambda item: item.index)

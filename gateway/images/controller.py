@@ -11,6 +11,7 @@ from core.errors import InvalidRequest
 from core.miners.requests import miner_generation, plan_image
 from gateway.context import begin, resolve_task
 from gateway.images.edits import read_edit_form
+from gateway.images.files import url_base
 from gateway.images.service import (
     EDITS_PATH,
     GENERATION_REQUEST,
@@ -19,7 +20,7 @@ from gateway.images.service import (
     serve_images,
 )
 from gateway.state import Gateway
-from gateway.validation import decode, unsupported
+from gateway.validation import decode, json_body, unsupported
 
 GENERATIONS = "/v1/images/generations"
 EDITS = "/v1/images/edits"
@@ -28,13 +29,19 @@ EDITS = "/v1/images/edits"
 @post(GENERATIONS, status_code=200)
 async def generations(request: Request[Any, Any, Any], gateway: Gateway) -> ASGIApp:
     ctx = await begin(request, gateway, GENERATIONS)
-    body = decode(GENERATION_REQUEST, await request.body())
+    body = decode(GENERATION_REQUEST, await json_body(request))
     task = resolve_task(ctx, body.model, "image", GENERATIONS)
     assert task.image is not None
     plan = plan_image(task.image, body)
     miner_request = miner_generation(task, body, plan)
     response: ASGIApp = await serve_images(
-        ctx, task, plan, GENERATIONS_PATH, miner_request, kind="image"
+        ctx,
+        task,
+        plan,
+        GENERATIONS_PATH,
+        miner_request,
+        kind="image",
+        url_base=url_base(request, gateway) if body.response_format == "url" else None,
     )
     return response
 
@@ -56,7 +63,13 @@ def edits_handler(max_upload_bytes: int) -> Any:
         plan = plan_image(spec, upload.fields)
         miner_request = miner_edit(task, upload.fields, plan, upload.image_b64(), upload.mask_b64())
         response: ASGIApp = await serve_images(
-            ctx, task, plan, EDITS_PATH, miner_request, kind="image_edit"
+            ctx,
+            task,
+            plan,
+            EDITS_PATH,
+            miner_request,
+            kind="image_edit",
+            url_base=url_base(request, gateway) if upload.fields.response_format == "url" else None,
         )
         return response
 

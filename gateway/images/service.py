@@ -1,6 +1,7 @@
 """Image generation and edits: validate against the task, ask a miner, check its images.
 
-``response_format`` defaults to ``b64_json``; ``url`` is refused (no object storage). ``size``
+``response_format`` defaults to ``b64_json``; with ``url`` the images are kept in Redis for a
+while and the answer links to them (``gateway.images.files``). ``size``
 must be one of the task's sizes (``auto``: the default), ``n`` at most its ``max_n``, ``steps``
 at most its ``max_steps``. A request without ``seed`` gets one (kept for the checker). Every
 image a miner returns is decoded with Pillow and checked against the asked size before the
@@ -21,6 +22,7 @@ from gateway.events import ENCODER
 from gateway.exchange import Exchange, Kind
 from gateway.http import JSONResponse, json_response
 from gateway.images.decode import check_miner_images
+from gateway.images.files import store_images
 from protocol.catalog import Task
 from protocol.miner import MAX_IMAGE_B64, MinerImageEditRequest, MinerImagesResponse
 from protocol.openai.images import (
@@ -64,7 +66,10 @@ async def serve_images(
     miner_request: msgspec.Struct,
     *,
     kind: Kind,
+    url_base: str | None = None,
 ) -> JSONResponse:
+    """``url_base``: answer with URLs under it (``response_format: "url"``), else base64."""
+
     async def check(result: MinerImagesResponse) -> None:
         encoded = [item.b64_json for item in result.data]
         await asyncio.to_thread(
@@ -88,11 +93,19 @@ async def serve_images(
             max_bytes=plan.n * (MAX_IMAGE_B64 + 4096) + 65_536,
         )
         result = delivered.value
+        output_format = result.output_format or "png"
+        if url_base is None:
+            data = [ImageData(b64_json=item.b64_json) for item in result.data]
+        else:
+            urls = await store_images(
+                ctx.gateway, url_base, [item.b64_json for item in result.data], output_format
+            )
+            data = [ImageData(url=url) for url in urls]
         body = ENCODER.encode(
             ImagesResponse(
                 created=int(time.time()),
-                data=[ImageData(b64_json=item.b64_json) for item in result.data],
-                output_format=result.output_format or "png",
+                data=data,
+                output_format=output_format,
                 size=plan.size,
             )
         )

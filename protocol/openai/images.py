@@ -2,7 +2,8 @@
 
 Beyond OpenAI's fields, SN19 accepts a few diffusion parameters as extensions (send them with
 the SDK's ``extra_body``): ``seed``, ``steps``, ``negative_prompt``, ``guidance_scale`` and, for
-edits, ``strength``. Images come back as ``b64_json`` (PNG by default).
+edits, ``strength``. Images come back as ``b64_json`` (PNG by default), or as URLs the gateway
+serves for a while (``response_format: "url"``).
 """
 
 from __future__ import annotations

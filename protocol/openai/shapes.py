@@ -17,12 +17,16 @@ LooseTexts = str | list[str | int | list[int]]
 
 
 class ShapeError(ValueError):
-    """A field has the wrong shape. ``unsupported``: valid for OpenAI, refused by SN19."""
+    """A field has the wrong shape. ``unsupported``: valid for OpenAI, refused by SN19.
+    ``code``: the error code, when more precise than ``invalid_value``."""
 
-    def __init__(self, message: str, *, param: str, unsupported: bool = False) -> None:
+    def __init__(
+        self, message: str, *, param: str, unsupported: bool = False, code: str | None = None
+    ) -> None:
         super().__init__(message)
         self.param = param
         self.unsupported = unsupported
+        self.code = code
 
 
 def _token_ids(items: object, param: str, limit: int) -> list[int]:
@@ -79,7 +83,9 @@ def inputs_of(value: LooseTexts) -> list[str] | list[list[int]]:
     if not value:
         raise ShapeError("'input' must not be empty.", param="input")
     if len(value) > MAX_INPUTS:
-        raise ShapeError(f"'input' has more than {MAX_INPUTS} items.", param="input")
+        raise ShapeError(
+            f"At most {MAX_INPUTS} inputs per request.", param="input", code="too_many_inputs"
+        )
     first = value[0]
     if isinstance(first, int):
         return [_token_ids(value, "input", MAX_EMBEDDING_TOKEN_IDS)]

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from billing import Billing, BillingUnavailable, WebhookRejected
+from billing import Billing, BillingUnavailable, PaymentsNotEnabled, WebhookRejected
 from billing.money import MICRO
 from billing.schemas import CheckoutRequest
 from core.db.engine import Database
@@ -305,10 +305,10 @@ async def test_refund_after_spending_leaves_a_debt_that_blocks_holds(
         await stripe_billing.service.hold(ctx, task, estimate_chat(0, 0), request_id="debt")
 
 
-async def test_stripe_not_configured_is_503(billing: Billing) -> None:
+async def test_stripe_not_configured_is_a_permanent_404(billing: Billing) -> None:
     account = await billing.accounts.create("no-stripe")
-    with pytest.raises(BillingUnavailable) as info:
+    with pytest.raises(PaymentsNotEnabled) as info:
         await billing.api.checkout(account.id, CheckoutRequest(credits=10))
-    assert info.value.status_code == 503 and info.value.headers["x-should-retry"] == "false"
-    with pytest.raises(BillingUnavailable):
+    assert info.value.status_code == 404 and info.value.code == "payments_not_enabled"
+    with pytest.raises(PaymentsNotEnabled):
         await billing.api.stripe_webhook(b"{}", "t=1,v1=00")

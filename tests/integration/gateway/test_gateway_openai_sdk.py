@@ -84,6 +84,19 @@ async def test_embeddings_sdk_default_is_base64_and_decodes(fast_stack: Stack) -
     assert len(response.data[0].embedding) == 384
 
 
+async def test_embeddings_take_2048_inputs(fast_stack: Stack) -> None:
+    texts = ["a cat", "a kitten"] * 1024
+    response = await fast_stack.client.embeddings.create(
+        model=EMBED, input=texts, encoding_format="float"
+    )
+    assert [item.index for item in response.data] == list(range(2048))
+    assert {len(item.embedding) for item in response.data} == {384}
+    assert response.usage.prompt_tokens == 2048 * 4  # CLS, "a", "cat" or "kitten", SEP
+    with pytest.raises(openai.BadRequestError) as info:
+        await fast_stack.client.embeddings.create(model=EMBED, input=[*texts, "one more"])
+    assert info.value.code == "too_many_inputs" and info.value.param == "input"
+
+
 async def test_image_generation_b64_png(fast_stack: Stack) -> None:
     result = await fast_stack.client.images.generate(
         model=IMAGE, prompt="a red cat", n=2, size="64x64", extra_body={"seed": 5, "steps": 3}
@@ -91,6 +104,34 @@ async def test_image_generation_b64_png(fast_stack: Stack) -> None:
     images = [Image.open(io.BytesIO(base64.b64decode(item.b64_json))) for item in result.data]
     assert [(image.format, image.size) for image in images] == [("PNG", (64, 64))] * 2
     assert images[0].getpixel((0, 0)) != images[1].getpixel((0, 0))  # seeds 5 and 6
+
+
+async def test_image_urls_download_the_png(fast_stack: Stack) -> None:
+    """``response_format="url"``: links the gateway serves itself, no key needed, for a while."""
+    result = await fast_stack.client.images.generate(
+        model=IMAGE, prompt="a red cat", n=2, size="64x64", response_format="url"
+    )
+    edit = await fast_stack.client.images.edit(
+        model=IMAGE,
+        image=("cat.png", png(64, 64), "image/png"),
+        prompt="a hat",
+        response_format="url",
+    )
+    items = [*result.data, *edit.data]
+    assert all(item.b64_json is None and item.url for item in items)
+    assert len({item.url for item in items}) == 3
+    async with aiohttp.ClientSession() as session:
+        for item in items:
+            assert item.url.startswith(fast_stack.gateway_url + "/v1/images/files/")
+            async with session.get(item.url) as response:  # no Authorization header
+                assert response.status == 200
+                assert response.headers["content-type"] == "image/png"
+                image = Image.open(io.BytesIO(await response.read()))
+            assert (image.format, image.size) == ("PNG", (64, 64))
+        wrong = items[0].url[:-10] + "AAAAAA.png"
+        async with session.get(wrong) as response:
+            assert response.status == 404
+            assert (await response.json())["error"]["code"] == "image_expired"
 
 
 async def test_image_edit_with_mask(fast_stack: Stack) -> None:
@@ -118,8 +159,6 @@ async def test_sdk_error_classes(fast_stack: Stack) -> None:
     )
     with pytest.raises(openai.AuthenticationError):
         await wrong.models.list()
-    with pytest.raises(openai.BadRequestError):
-        await fast_stack.client.images.generate(model=IMAGE, prompt="x", response_format="url")
 
 
 async def test_models_and_health(fast_stack: Stack) -> None:
@@ -162,4 +201,4 @@ async def test_billing_endpoints_follow_the_mode(fast_stack: Stack) -> None:
         assert response.status == 200 and body["object"] == "billing.balance"
         assert 0 < body["available_micro"] <= 1_000 * 1_000_000
     else:
-        assert response.status == 503 and body["error"]["code"] == "billing_unavailable"
+        assert response.status == 404 and body["error"]["code"] == "billing_not_enabled"

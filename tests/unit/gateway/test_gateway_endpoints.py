@@ -235,12 +235,6 @@ async def test_image_edit_multipart(tmp: Path) -> None:
         ),
         ({"image": ("a.png", png(64, 64), "image/png")}, {"prompt": "x", "n": "many"}, 400, "n"),
         ({"image": ("a.png", png(64, 64), "image/png")}, {"prompt": "x", "foo": "1"}, 400, "foo"),
-        (
-            {"image": ("a.png", png(64, 64), "image/png")},
-            {"prompt": "x", "response_format": "url"},
-            400,
-            "response_format",
-        ),
     ],
 )
 async def test_image_edit_validation(tmp: Path, files, data, status: int, param: str) -> None:

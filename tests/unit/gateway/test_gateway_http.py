@@ -80,6 +80,30 @@ async def test_body_over_the_limit_is_413(tmp: Path) -> None:
     assert response.headers["x-should-retry"] == "false"
 
 
+async def test_request_id_and_processing_time_on_every_response(tmp: Path) -> None:
+    """``x-request-id`` and ``openai-processing-ms`` on answers and errors alike, once each."""
+    auth = {"Authorization": f"Bearer {API_KEY}"}
+    async with gateway(tmp, ok_chat()) as harness:
+        client = harness.client
+        responses = [
+            await client.get("/v1/models", headers=auth),
+            await client.get("/v1/models/nope", headers=auth),
+            await client.get("/v1/nowhere"),
+            await client.delete("/v1/models"),
+            await client.get("/healthz"),
+            await client.get("/openapi.json"),
+            await harness.post("/v1/chat/completions", CHAT_REQUEST),
+            await harness.post("/v1/chat/completions", {**CHAT_REQUEST, "n": 99}),
+            await harness.post("/v1/chat/completions", CHAT_REQUEST, headers={"Authorization": ""}),
+            await harness.post("/v1/chat/completions", {**CHAT_REQUEST, "stream": True}),
+        ]
+    assert [r.status_code for r in responses] == [200, 404, 404, 405, 200, 200, 200, 400, 401, 200]
+    for response in responses:
+        for name in ("x-request-id", "openai-processing-ms"):
+            assert len(response.headers.get_list(name)) == 1, (response.url, name)
+        assert int(response.headers["openai-processing-ms"]) >= 0
+
+
 async def test_request_id_accepted_when_sane(tmp: Path) -> None:
     async with gateway(tmp, ok_chat()) as gw:
         kept = await gw.post(

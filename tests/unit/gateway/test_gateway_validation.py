@@ -176,7 +176,7 @@ async def test_completions_400(tmp: Path, payload: Any, param: str | None) -> No
         ({"model": EMBED, "input": ""}, "input[0]"),
         ({"model": EMBED, "input": []}, "input"),
         ({"model": EMBED, "input": ["a", 1]}, "input[1]"),
-        ({"model": EMBED, "input": ["x"] * 257}, "input"),
+        ({"model": EMBED, "input": ["x"] * 2049}, "input"),
         ({"model": EMBED, "input": "word " * 400}, "input[0]"),
         ({"model": EMBED, "input": "x", "dimensions": 385}, "dimensions"),
         ({"model": EMBED, "input": "x", "encoding_format": "hex"}, "encoding_format"),
@@ -193,7 +193,6 @@ async def test_embeddings_400(tmp: Path, payload: Any, param: str) -> None:
 @pytest.mark.parametrize(
     ("payload", "param"),
     [
-        ({"model": IMAGE, "prompt": "x", "response_format": "url"}, "response_format"),
         ({"model": IMAGE, "prompt": "x", "size": "1024x1024"}, "size"),
         ({"model": IMAGE, "prompt": "x", "size": "big"}, "size"),
         ({"model": IMAGE, "prompt": "x", "n": 5}, "n"),
@@ -209,3 +208,37 @@ async def test_images_400(tmp: Path, payload: Any, param: str) -> None:
         response = await gw.post("/v1/images/generations", payload)
     assert response.status_code == 400, response.text
     assert response.json()["error"]["param"] == param
+
+
+LONG = ["a cat"] * 2049
+EVERY_400 = [
+    ("/v1/chat/completions", chat(n=99), "n", "invalid_value"),
+    ("/v1/chat/completions", chat(top_logprobs=2), "top_logprobs", "invalid_value"),
+    (
+        "/v1/chat/completions",
+        chat(stream_options={"include_usage": True}),
+        "stream_options",
+        "invalid_value",
+    ),
+    ("/v1/completions", {"model": CHAT, "prompt": "x", "n": 99}, "n", "invalid_value"),
+    ("/v1/chat/completions", chat(max_tokens=10_000_000), "max_tokens", None),
+    ("/v1/embeddings", {"model": EMBED, "input": "a", "dimensions": 9999}, "dimensions", None),
+    ("/v1/embeddings", {"model": EMBED, "input": LONG}, "input", "too_many_inputs"),
+    ("/v1/images/generations", {"model": IMAGE, "prompt": "x", "size": "7x7"}, "size", None),
+    ("/v1/images/generations", {"prompt": "x"}, "model", None),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "param", "code"), EVERY_400)
+async def test_every_400_has_a_code(
+    tmp_path: Path, path: str, body: dict[str, Any], param: str, code: str | None
+) -> None:
+    """Once eight kinds of 400 had ``code: null``; every error envelope names its code."""
+    async with gateway(tmp_path, ok_chat()) as harness:
+        response = await harness.post(path, body)
+    error = response.json()["error"]
+    assert response.status_code == 400, error
+    assert error["param"] == param and error["type"] == "invalid_request_error"
+    assert isinstance(error["code"], str) and error["code"]
+    if code is not None:
+        assert error["code"] == code

@@ -126,3 +126,28 @@ def test_window_detokenizer_for_other_tokenizers():
     stray = IncrementalDetokenizer(_BytesTokenizer(), [])
     out = [stray.push(0x8C) for _ in range(IncrementalDetokenizer.MAX_HELD + 2)]
     assert "".join(out).startswith("\ufffd"), "held-back text is bounded"
+
+
+class _SentencePieceTokenizer:
+    """A SentencePiece-style vocabulary with byte fallback (Llama 2, Mistral): no byte-level
+    backend; ``<0xNN>`` pieces are single bytes, ``▁`` marks a space."""
+
+    all_special_ids: list[int] = []
+    PIECES = {1: "<0xE2>", 2: "\u2581hi", 3: "caf\u00e9", 4: "<0x41>"}
+
+    def decode(self, ids, skip_special_tokens=True):
+        piece = self.PIECES[ids[0]]
+        if piece.startswith("<0x"):
+            return bytes([int(piece[3:5], 16)]).decode("utf-8", errors="replace")
+        return piece.replace("\u2581", " ")
+
+    def convert_ids_to_tokens(self, token_id):
+        return self.PIECES[token_id]
+
+
+def test_token_table_byte_fallback_tokens_are_their_raw_byte():
+    table = TokenTable(_SentencePieceTokenizer())
+    assert table.text(1) == "\ufffd" and table.raw(1) == b"\xe2"  # not the UTF-8 of U+FFFD
+    assert table.raw(4) == b"A"
+    assert table.raw(2) == b" hi"
+    assert table.raw(3) == "caf\u00e9".encode()  # UTF-8, not byte-level symbols (b"caf\xe9")

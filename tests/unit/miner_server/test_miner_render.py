@@ -152,3 +152,20 @@ def test_many_tokens_in_one_chunk(renderer_type) -> None:
     (data,) = sse_data(renderer.chunks(events))
     chunk = msgspec.json.decode(data, type=chunk_type)
     assert len(chunk.choices[0].token_ids) == 1000
+
+
+def test_logprob_bytes_are_the_tokens_raw_bytes() -> None:
+    """A byte-fallback token shows as U+FFFD; its bytes are its own byte, chosen or not."""
+    half = TokenEvent(
+        choice=0,
+        token_id=0xE2,
+        token="\ufffd",
+        text="",
+        logprob=-0.1,
+        token_bytes=b"\xe2",
+        top=(TopToken(0xE2, "\ufffd", -0.1, b"\xe2"), TopToken(0xE3, "\ufffd", -2.0, b"\xe3")),
+    )
+    renderer = ChatRenderer(call(top=2), "chatcmpl-1", 123)
+    (entry,) = chat_chunks(renderer.chunks([half]))[0].choices[0].logprobs.content
+    assert entry.token == "\ufffd" and entry.bytes == [226]
+    assert [alt.bytes for alt in entry.top_logprobs] == [[226], [227]]

@@ -1,0 +1,1 @@
+"""`/openapi.json` and `/docs`: the gateway's OpenAPI document (``document``), served."""
