@@ -37,12 +37,15 @@ from gateway.images.controller import EDITS, GENERATIONS
 from gateway.images.files import FILES_PREFIX
 from gateway.images.service import GENERATION_REQUEST
 from gateway.requests.controller import RequestProvenance
+from gateway.responses.controller import REQUEST as RESPONSES_REQUEST
+from gateway.responses.controller import ROUTE as RESPONSES
 from protocol.openai.chat import ChatCompletion, ChatCompletionChunk
 from protocol.openai.common import ErrorResponse
 from protocol.openai.completions import Completion, CompletionChunk
 from protocol.openai.embeddings import EmbeddingList
 from protocol.openai.images import ImageEditFields, ImagesResponse
 from protocol.openai.models import Model, ModelList
+from protocol.openai.responses import Response, StreamEvent
 
 OPENAPI_PATH = "/openapi.json"
 DOCS_PATH = "/docs"
@@ -64,6 +67,7 @@ class Operation:
     path_params: tuple[str, ...] = ()
     response: Any = None  # the 200 JSON body
     stream: Any = None  # the SSE chunk, when the body asks "stream": true
+    stream_text: str = ""  # how the stream is framed, when not `data:` chunks then [DONE]
     media: str = "application/json"  # the 200 body's type when it is not a Struct
     raw_body: bool = False  # any bytes (the Stripe webhook: its signature covers them)
 
@@ -77,6 +81,17 @@ OPERATIONS: tuple[Operation, ...] = (
         body=CHAT_REQUEST.type,
         response=ChatCompletion,
         stream=ChatCompletionChunk,
+    ),
+    Operation(
+        "post",
+        RESPONSES,
+        "Create a response (stateless)",
+        "responses",
+        body=RESPONSES_REQUEST.type,
+        response=Response,
+        stream=StreamEvent,
+        stream_text="`event: <type>` and `data: <event>` per Responses stream event (each with "
+        "its `sequence_number`), ending with `response.completed` or `response.incomplete`",
     ),
     Operation(
         "post",
@@ -268,7 +283,8 @@ def _operation(op: Operation, schemas: dict[Any, Any], components: dict[str, Any
                 "text/event-stream",
                 {
                     "type": "string",
-                    "description": f"`data: <{op.stream.__name__}>` events, then `data: [DONE]`",
+                    "description": op.stream_text
+                    or f"`data: <{op.stream.__name__}>` events, then `data: [DONE]`",
                 },
             )
         )
