@@ -81,23 +81,51 @@ class _Upstream:
             raise EngineError("the engine is not started")
         return self._session
 
-    async def post_json(self, path: str, body: dict[str, Any]) -> Any:
+    async def post_json(self, path: str, body: dict[str, Any]) -> bytes:
+        """The upstream's whole answer body (at most ``MAX_RESPONSE`` bytes, else an error)."""
         url = f"{self.base_url}{path}"
         try:
             async with self.session().post(url, json=body) as response:
                 await raise_for_status(response, url)
-                raw = await response.content.read(MAX_RESPONSE + 1)
+                declared = response.content_length
+                if declared is not None and declared > MAX_RESPONSE:
+                    raise EngineError(
+                        f"upstream {url} announced {declared} bytes, more than the "
+                        f"{MAX_RESPONSE} bytes a forward engine accepts"
+                    )
+                raw, complete = await read_at_most(response, MAX_RESPONSE)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise EngineError(f"upstream {url} failed: {exc!r}") from exc
-        if len(raw) > MAX_RESPONSE:
-            raise EngineError(f"upstream {url} answered more than {MAX_RESPONSE} bytes")
+        if not complete:
+            raise EngineError(
+                f"upstream {url} answered more than the {MAX_RESPONSE} bytes a forward engine "
+                "accepts"
+            )
         return raw
+
+
+async def read_at_most(response: aiohttp.ClientResponse, limit: int) -> tuple[bytes, bool]:
+    """Read the body until its end or ``limit`` bytes: (the bytes, whether that was the end).
+
+    ``StreamReader.read(n)`` returns as soon as *some* bytes are buffered, so one call would
+    truncate any body longer than what has arrived so far; this reads chunk by chunk."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await response.content.read(min(1 << 20, limit + 1 - size))
+        if not chunk:
+            return b"".join(chunks), True
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return b"".join(chunks)[:limit], False
 
 
 async def raise_for_status(response: aiohttp.ClientResponse, url: str) -> None:
     if response.status == 200:
         return
-    body = (await response.content.read(MAX_ERROR_BODY)).decode("utf-8", "replace")
+    raw, _ = await read_at_most(response, MAX_ERROR_BODY)
+    body = raw.decode("utf-8", "replace")
     if response.status in (400, 404, 413, 422):
         raise EngineInputError(f"upstream {url} refused the request ({response.status}): {body}")
     raise EngineError(f"upstream {url} answered {response.status}: {body}")
