@@ -10,6 +10,11 @@ Options (catalog ``engine.options`` or a miner's override):
   ``timeout_s`` (600: a whole request);
 - text only: ``tokenizer``, a local ``tokenizer.json`` used to estimate prompt tokens.
 
+At temperature 0 a text request with ``n >= 2`` is sent with ``n: 1`` and its one choice copied
+(vLLM refuses greedy ``n >= 2``; see ``inference.choices``). An upstream's refusal (HTTP 400,
+404, 413, 422, or an in-stream error with code 400) is the request's fault
+(``EngineInputError``), never the miner's.
+
 Text streams with ``logprobs``, ``return_tokens_as_token_ids`` and ``return_token_ids`` (vLLM
 extensions: the upstream must return token ids, see ``inference.forward_stream``). Prompt token
 counts are an estimate that assumes Llama 3's chat layout (5 template tokens per message, 4 plus
@@ -31,6 +36,7 @@ from inference.base import (
     TextEvent,
     TextRequest,
 )
+from inference.choices import copy_events, plan_choices
 from inference.forward_stream import StreamAssembler
 from protocol.catalog import EngineSpec, Task
 from protocol.sse import SSEError, SSEParser
@@ -210,10 +216,11 @@ class ForwardTextEngine:
         return "/completions", body
 
     async def generate(self, request: TextRequest) -> AsyncIterator[TextEvent]:
-        path, body = self._body(request)
+        run, copies = plan_choices(request)
+        path, body = self._body(run)
         url = f"{self._upstream.base_url}{path}"
         assembler = StreamAssembler(
-            chat=request.messages is not None, n=request.n, top_logprobs=request.top_logprobs
+            chat=run.messages is not None, n=run.n, top_logprobs=run.top_logprobs
         )
         parser = SSEParser(max_line=4 * 1024 * 1024)
         try:
@@ -223,13 +230,13 @@ class ForwardTextEngine:
                     for event in parser.feed(data):
                         if event.data is None:
                             continue
-                        for item in assembler.feed(event.data):
+                        for item in copy_events(assembler.feed(event.data), copies):
                             yield item
                         if assembler.done:
                             return
                 for event in parser.close():
                     if event.data is not None:
-                        for item in assembler.feed(event.data):
+                        for item in copy_events(assembler.feed(event.data), copies):
                             yield item
         except SSEError as exc:
             raise EngineError(f"upstream {url} sent a malformed stream: {exc}") from exc
