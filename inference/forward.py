@@ -8,6 +8,7 @@ Options (catalog ``engine.options`` or a miner's override):
 - ``model``: the upstream's model name (default: the catalog model);
 - ``connect_timeout_s`` (10), ``read_timeout_s`` (60: the longest gap between bytes),
   ``timeout_s`` (600: a whole request);
+- ``health_ttl_s`` (5): how long one health probe (``GET {base_url}/models``) is trusted;
 - text only: ``tokenizer``, a local ``tokenizer.json`` used to estimate prompt tokens.
 
 At temperature 0 a text request with ``n >= 2`` is sent with ``n: 1`` and its one choice copied
@@ -38,6 +39,7 @@ from inference.base import (
 )
 from inference.choices import copy_events, plan_choices
 from inference.forward_stream import StreamAssembler
+from inference.health import CachedProbe
 from protocol.catalog import EngineSpec, Task
 from protocol.sse import SSEError, SSEParser
 
@@ -67,6 +69,16 @@ class _Upstream:
             sock_read=float(options.get("read_timeout_s", 60.0)),
         )
         self._session: aiohttp.ClientSession | None = None
+        self.health = CachedProbe(self._answers, ttl_s=float(options.get("health_ttl_s", 5.0)))
+
+    async def _answers(self) -> bool:
+        """``GET {base_url}/models`` answers 200 within a few seconds (vLLM, SGLang and
+        llama.cpp's server all serve it; it costs the upstream nothing)."""
+        if self._session is None:
+            return False
+        timeout = aiohttp.ClientTimeout(total=3.0, connect=2.0)
+        async with self._session.get(f"{self.base_url}/models", timeout=timeout) as response:
+            return response.status == 200
 
     async def start(self) -> None:
         if self._session is None:
@@ -169,6 +181,9 @@ class ForwardTextEngine:
 
     async def close(self) -> None:
         await self._upstream.close()
+
+    async def healthy(self) -> bool:
+        return await self._upstream.health.healthy()
 
     def _count(self, text: str) -> int:
         if self._tokenizer is not None:
