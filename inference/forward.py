@@ -8,7 +8,13 @@ Options (catalog ``engine.options`` or a miner's override):
 - ``model``: the upstream's model name (default: the catalog model);
 - ``connect_timeout_s`` (10), ``read_timeout_s`` (60: the longest gap between bytes),
   ``timeout_s`` (600: a whole request);
+- ``health_ttl_s`` (5): how long one health probe (``GET {base_url}/models``) is trusted;
 - text only: ``tokenizer``, a local ``tokenizer.json`` used to estimate prompt tokens.
+
+At temperature 0 a text request with ``n >= 2`` is sent with ``n: 1`` and its one choice copied
+(vLLM refuses greedy ``n >= 2``; see ``inference.choices``). An upstream's refusal (HTTP 400,
+404, 413, 422, or an in-stream error with code 400) is the request's fault
+(``EngineInputError``), never the miner's.
 
 Text streams with ``logprobs``, ``return_tokens_as_token_ids`` and ``return_token_ids`` (vLLM
 extensions: the upstream must return token ids, see ``inference.forward_stream``). Prompt token
@@ -31,7 +37,9 @@ from inference.base import (
     TextEvent,
     TextRequest,
 )
+from inference.choices import copy_events, plan_choices
 from inference.forward_stream import StreamAssembler
+from inference.health import CachedProbe
 from protocol.catalog import EngineSpec, Task
 from protocol.sse import SSEError, SSEParser
 
@@ -61,6 +69,16 @@ class _Upstream:
             sock_read=float(options.get("read_timeout_s", 60.0)),
         )
         self._session: aiohttp.ClientSession | None = None
+        self.health = CachedProbe(self._answers, ttl_s=float(options.get("health_ttl_s", 5.0)))
+
+    async def _answers(self) -> bool:
+        """``GET {base_url}/models`` answers 200 within a few seconds (vLLM, SGLang and
+        llama.cpp's server all serve it; it costs the upstream nothing)."""
+        if self._session is None:
+            return False
+        timeout = aiohttp.ClientTimeout(total=3.0, connect=2.0)
+        async with self._session.get(f"{self.base_url}/models", timeout=timeout) as response:
+            return response.status == 200
 
     async def start(self) -> None:
         if self._session is None:
@@ -81,23 +99,51 @@ class _Upstream:
             raise EngineError("the engine is not started")
         return self._session
 
-    async def post_json(self, path: str, body: dict[str, Any]) -> Any:
+    async def post_json(self, path: str, body: dict[str, Any]) -> bytes:
+        """The upstream's whole answer body (at most ``MAX_RESPONSE`` bytes, else an error)."""
         url = f"{self.base_url}{path}"
         try:
             async with self.session().post(url, json=body) as response:
                 await raise_for_status(response, url)
-                raw = await response.content.read(MAX_RESPONSE + 1)
+                declared = response.content_length
+                if declared is not None and declared > MAX_RESPONSE:
+                    raise EngineError(
+                        f"upstream {url} announced {declared} bytes, more than the "
+                        f"{MAX_RESPONSE} bytes a forward engine accepts"
+                    )
+                raw, complete = await read_at_most(response, MAX_RESPONSE)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise EngineError(f"upstream {url} failed: {exc!r}") from exc
-        if len(raw) > MAX_RESPONSE:
-            raise EngineError(f"upstream {url} answered more than {MAX_RESPONSE} bytes")
+        if not complete:
+            raise EngineError(
+                f"upstream {url} answered more than the {MAX_RESPONSE} bytes a forward engine "
+                "accepts"
+            )
         return raw
+
+
+async def read_at_most(response: aiohttp.ClientResponse, limit: int) -> tuple[bytes, bool]:
+    """Read the body until its end or ``limit`` bytes: (the bytes, whether that was the end).
+
+    ``StreamReader.read(n)`` returns as soon as *some* bytes are buffered, so one call would
+    truncate any body longer than what has arrived so far; this reads chunk by chunk."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await response.content.read(min(1 << 20, limit + 1 - size))
+        if not chunk:
+            return b"".join(chunks), True
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return b"".join(chunks)[:limit], False
 
 
 async def raise_for_status(response: aiohttp.ClientResponse, url: str) -> None:
     if response.status == 200:
         return
-    body = (await response.content.read(MAX_ERROR_BODY)).decode("utf-8", "replace")
+    raw, _ = await read_at_most(response, MAX_ERROR_BODY)
+    body = raw.decode("utf-8", "replace")
     if response.status in (400, 404, 413, 422):
         raise EngineInputError(f"upstream {url} refused the request ({response.status}): {body}")
     raise EngineError(f"upstream {url} answered {response.status}: {body}")
@@ -135,6 +181,9 @@ class ForwardTextEngine:
 
     async def close(self) -> None:
         await self._upstream.close()
+
+    async def healthy(self) -> bool:
+        return await self._upstream.health.healthy()
 
     def _count(self, text: str) -> int:
         if self._tokenizer is not None:
@@ -182,10 +231,11 @@ class ForwardTextEngine:
         return "/completions", body
 
     async def generate(self, request: TextRequest) -> AsyncIterator[TextEvent]:
-        path, body = self._body(request)
+        run, copies = plan_choices(request)
+        path, body = self._body(run)
         url = f"{self._upstream.base_url}{path}"
         assembler = StreamAssembler(
-            chat=request.messages is not None, n=request.n, top_logprobs=request.top_logprobs
+            chat=run.messages is not None, n=run.n, top_logprobs=run.top_logprobs
         )
         parser = SSEParser(max_line=4 * 1024 * 1024)
         try:
@@ -195,13 +245,13 @@ class ForwardTextEngine:
                     for event in parser.feed(data):
                         if event.data is None:
                             continue
-                        for item in assembler.feed(event.data):
+                        for item in copy_events(assembler.feed(event.data), copies):
                             yield item
                         if assembler.done:
                             return
                 for event in parser.close():
                     if event.data is not None:
-                        for item in assembler.feed(event.data):
+                        for item in copy_events(assembler.feed(event.data), copies):
                             yield item
         except SSEError as exc:
             raise EngineError(f"upstream {url} sent a malformed stream: {exc}") from exc

@@ -53,6 +53,9 @@ class ForwardImageEngine:
     async def close(self) -> None:
         await self._upstream.close()
 
+    async def healthy(self) -> bool:
+        return await self._upstream.health.healthy()
+
     async def generate(self, request: ImageRequest) -> list[bytes]:
         body: dict[str, Any] = {
             "model": self._upstream.model,
@@ -172,6 +175,9 @@ class ForwardEmbeddingEngine:
 
     async def close(self) -> None:
         await self._upstream.close()
+
+    async def healthy(self) -> bool:
+        return await self._upstream.health.healthy()
 
     def count_tokens(self, inputs: list[str] | list[list[int]]) -> int:
         return sum(

@@ -17,7 +17,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-from inference.base import ChoiceEnd, EngineError, TextEvent, TokenEvent, TopToken
+from inference.base import ChoiceEnd, EngineError, EngineInputError, TextEvent, TokenEvent, TopToken
 
 MAX_TOKENS_PER_CHUNK = 4096
 MAX_TOP = 64
@@ -87,6 +87,8 @@ class _ChatChunk(msgspec.Struct):
     error: _ErrorBody | None = None
     object: ShortText | None = None
     message: Text | None = None
+    type: ShortText | None = None
+    code: ShortText | int | None = None
 
 
 class _CompletionChunk(msgspec.Struct):
@@ -94,6 +96,17 @@ class _CompletionChunk(msgspec.Struct):
     error: _ErrorBody | None = None
     object: ShortText | None = None
     message: Text | None = None
+    type: ShortText | None = None
+    code: ShortText | int | None = None
+
+
+def _refusal(error: _ErrorBody | _ChatChunk | _CompletionChunk) -> bool:
+    """vLLM streams a request's validation error as ``{"error": {..., "code": 400}}`` (or with
+    the fields at the top level and ``"object": "error"``)."""
+    return error.code in (400, 422, "400", "422") or error.type in (
+        "BadRequestError",
+        "invalid_request_error",
+    )
 
 
 _chat_decoder = msgspec.json.Decoder(_ChatChunk)
@@ -150,6 +163,10 @@ class StreamAssembler:
             raise EngineError(f"malformed chunk from the upstream server: {exc}") from None
         if chunk.error is not None or chunk.object == "error":
             message = chunk.error.message if chunk.error is not None else chunk.message
+            if _refusal(chunk.error if chunk.error is not None else chunk):
+                raise EngineInputError(
+                    f"the upstream server refused the request: {(message or '')[:500]}"
+                )
             raise EngineError(f"the upstream server failed: {(message or '')[:500]}")
         events: list[TextEvent] = []
         for choice in chunk.choices:

@@ -6,7 +6,9 @@ The GPU miner's engine. It speaks the same ``TextEngine`` protocol as the transf
   with a generation prompt for ``messages``) and handed to vLLM as token ids, so
   ``count_prompt_tokens`` is exact and matches what the checker's transformers engine sees;
 - ``SamplingParams(n, temperature, top_p, seed, max_tokens, stop, logprobs=max(top_logprobs, 1),
-  output_kind=DELTA)``; vLLM gives choice ``i`` the seed ``seed + i``, like our own engine;
+  output_kind=DELTA)``; vLLM gives choice ``i`` the seed ``seed + i``, like our own engine; at
+  temperature 0 vLLM refuses ``n >= 2``, so one choice is generated and copied
+  (``inference.choices``); vLLM's validation errors (``ValueError``) are ``EngineInputError``;
 - logprobs are vLLM's ``raw_logprobs`` (the engine is started with ``logprobs_mode`` raw where
   the installed vLLM has that setting; raw is also its default);
 - every token vLLM generates is one ``TokenEvent``, including a final end-of-sequence token
@@ -41,6 +43,7 @@ from inference.base import (
     TokenEvent,
     TopToken,
 )
+from inference.choices import copy_events, plan_choices
 from inference.requests import chat_prompt_ids
 from inference.sampling import TokenTable
 from protocol.catalog import EngineSpec, Task
@@ -192,10 +195,7 @@ class VllmTextEngine:
             include_stop_str_in_output=False,
         )
 
-    async def generate(self, request: TextRequest) -> AsyncIterator[TextEvent]:
-        engine, table = self._engine, self._table
-        if engine is None or table is None:
-            raise EngineError("the engine is not started")
+    def _checked_prompt(self, request: TextRequest) -> list[int]:
         prompt = self.prompt_ids(request)
         if not prompt:
             raise EngineInputError("the prompt is empty")
@@ -208,28 +208,46 @@ class VllmTextEngine:
                 f"this model's context is {self.context_length} tokens; the prompt has "
                 f"{len(prompt)} and max_tokens asks for {request.max_tokens} more"
             )
+        return prompt
+
+    async def generate(self, request: TextRequest) -> AsyncIterator[TextEvent]:
+        engine, table = self._engine, self._table
+        if engine is None or table is None:
+            raise EngineError("the engine is not started")
+        prompt = self._checked_prompt(request)
         from vllm.inputs import TokensPrompt
 
+        run, copies = plan_choices(request)
         request_id = f"sn19-{uuid.uuid4().hex}"
-        stream = engine.generate(
-            TokensPrompt(prompt_token_ids=prompt), self._sampling_params(request), request_id
-        )
+        stream: Any = None
         finished: set[int] = set()
+        started = False
         try:
+            # vLLM validates the sampling parameters in SamplingParams (ValueError) and the
+            # request when it is added (ValueError from the first step): the request's fault.
+            stream = engine.generate(
+                TokensPrompt(prompt_token_ids=prompt), self._sampling_params(run), request_id
+            )
             async for output in stream:
                 for completion in output.outputs:
-                    for event in self._events(completion, request, table):
+                    for event in copy_events(self._events(completion, run, table), copies):
+                        started = True
                         yield event
                     if completion.finish_reason is not None:
                         finished.add(completion.index)
         except EngineError:
             raise
+        except ValueError as exc:
+            if started:
+                raise EngineError(f"vLLM failed: {exc}") from exc
+            raise EngineInputError(f"vLLM refused the request: {exc}") from exc
         except Exception as exc:  # vLLM raises its own engine errors
             raise EngineError(f"vLLM failed: {exc}") from exc
         finally:
-            await stream.aclose()
-            if len(finished) < request.n:
-                await engine.abort(request_id)
+            if stream is not None:
+                await stream.aclose()
+                if len(finished) < run.n:
+                    await engine.abort(request_id)
 
     def _events(self, completion: Any, request: TextRequest, table: TokenTable) -> list[TextEvent]:
         index = int(completion.index)

@@ -16,11 +16,13 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException
 from litestar.types import Receive, Scope, Send
 
-from miner_server.errors import BodyTooLarge, InvalidRequest, MinerError
+from miner_server.errors import BodyTooLarge, EngineFailure, InvalidRequest, MinerError
+from miner_server.ratelog import RepeatedFailures, failure_kind
 from miner_server.receipts import StreamTrailer
 from protocol.miner import RECEIPT_HEADER
 
 logger = logging.getLogger(__name__)
+_FAILURES = RepeatedFailures(logger)
 
 _JSON = (b"content-type", b"application/json")
 _RECEIPT = RECEIPT_HEADER.lower().encode("ascii")
@@ -86,9 +88,14 @@ class EventStream:
 
 
 def handle_error(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
-    """The one renderer of errors: every failure leaves as ``{"error": {...}}``."""
+    """The one renderer of errors: every failure leaves as ``{"error": {...}}``. A 5xx is
+    logged: an engine's failure (an upstream down) as one line per kind per 30 s
+    (``miner_server.ratelog``), anything else with its traceback."""
     error = as_miner_error(exc)
-    if error.status_code >= 500:
+    if isinstance(error, EngineFailure):
+        where = f"{request.method} {request.url.path}"
+        log_engine_failure(where, error)
+    elif error.status_code >= 500:
         logger.error("%s %s failed", request.method, request.url.path, exc_info=exc)
     return Response(
         content=error.body(),
@@ -96,6 +103,10 @@ def handle_error(request: Request[Any, Any, Any], exc: Exception) -> Response[by
         media_type="application/json",
         headers=error.headers,
     )
+
+
+def log_engine_failure(where: str, error: BaseException) -> None:
+    _FAILURES.report(failure_kind(where, error), f"{where} failed: {error}")
 
 
 def as_miner_error(exc: Exception) -> MinerError:

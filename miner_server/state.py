@@ -3,10 +3,12 @@ by kind so each route gets an engine of the right type without runtime checks.""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from inference.base import EmbeddingEngine, Engine, ImageEngine, TextEngine
+from inference.health import engine_healthy
 from miner_server.auth import Caller, Verifier
 from miner_server.capacity import CapacityPolicy, validator_quota
 from miner_server.errors import ConcurrencyLimit, InvalidRequest, ModelNotFound, ValidatorQuota
@@ -113,6 +115,16 @@ class MinerState:
             *(served.task for served in self.image.values()),
             *(served.task for served in self.embedding.values()),
         ]
+
+    async def degraded_tasks(self) -> list[str]:
+        """The tasks whose engine says it cannot serve now (``inference.health``)."""
+        served: list[Served[Any]] = [
+            *self.chat.values(),
+            *self.image.values(),
+            *self.embedding.values(),
+        ]
+        answers = await asyncio.gather(*(engine_healthy(item.engine) for item in served))
+        return [item.task.id for item, ok in zip(served, answers, strict=True) if not ok]
 
     def chat_task(self, model: str) -> Served[TextEngine]:
         served = self.chat.get(model)

@@ -13,7 +13,9 @@ Extensions over OpenAI (all documented in docs/mining.md):
   ``token_id:<id>``, which is what a forwarding miner asks of vLLM;
 - `/v1/images/edits` takes JSON (base64 ``image`` and ``mask``) instead of multipart, so the
   signature covers the whole body;
-- `POST /v1/capacity`: ``CapacityRequest`` → ``CapacityResponse``.
+- `POST /v1/capacity`: ``CapacityRequest`` → ``CapacityResponse``;
+- `GET /healthz` (unsigned): ``MinerHealth``, ``degraded`` naming the tasks whose engine cannot
+  serve now (a forwarded upstream that does not answer); the validator routes none of them.
 """
 
 from __future__ import annotations
@@ -204,3 +206,13 @@ class TaskCapacity(msgspec.Struct, forbid_unknown_fields=True):
 class CapacityResponse(msgspec.Struct, forbid_unknown_fields=True):
     capacities: Annotated[dict[ShortStr, TaskCapacity], Meta(max_length=256)]
     miner_version: ShortStr | None = None
+
+
+class MinerHealth(msgspec.Struct):
+    """``GET /healthz``: ``status`` is ``ok``, or ``degraded`` when ``degraded`` names tasks.
+    Unknown fields are ignored (a liveness answer may grow)."""
+
+    status: ShortStr
+    hotkey: ShortStr = ""
+    tasks: Annotated[list[ShortStr], Meta(max_length=256)] = []
+    degraded: Annotated[list[ShortStr], Meta(max_length=256)] = []

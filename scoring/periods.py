@@ -30,7 +30,8 @@ from scoring.backoff import Backoff, sleep_or_stop
 from scoring.contenders import PeriodView, plan_contenders, routes_for
 from scoring.counters import ContenderCounters, Counts
 from scoring.discovery import fetch_capacities
-from scoring.routes import RouteStore
+from scoring.health import MinerHealthProbe
+from scoring.routes import MinerRoute, RouteStore
 from scoring.sync import MetagraphSync
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ class PeriodManager:
         opened_by: str,
         backoff: Backoff,
         rng: random.Random | None = None,
+        health: MinerHealthProbe | None = None,
     ) -> None:
         self.db = db
         self.sync = sync
@@ -66,6 +68,8 @@ class PeriodManager:
         self.opened_by = opened_by
         self.backoff = backoff
         self.rng = rng or random.Random()
+        self.health = health
+        self._degraded: set[tuple[str, str]] = set()
 
     @property
     def period_s(self) -> float:
@@ -161,12 +165,34 @@ class PeriodManager:
         )
         return opened
 
+    async def _healthy(self, routes: dict[str, list[MinerRoute]]) -> dict[str, list[MinerRoute]]:
+        """The routes less those whose miner reports their task degraded (``scoring.health``);
+        a change in who is left out is logged once."""
+        if self.health is None:
+            return routes
+        degraded = await self.health.degraded(r.url for rs in routes.values() for r in rs)
+        left_out = {
+            (route.task, route.hotkey)
+            for rs in routes.values()
+            for route in rs
+            if route.task in degraded.get(route.url, ())
+        }
+        for task, hotkey in sorted(left_out - self._degraded):
+            log.warning("miner %s reports %s degraded: not routed until it recovers", hotkey, task)
+        for task, hotkey in sorted(self._degraded - left_out):
+            log.info("miner %s serves %s again (or no longer reports it degraded)", hotkey, task)
+        self._degraded = left_out
+        return {
+            task: [r for r in rs if (r.task, r.hotkey) not in left_out]
+            for task, rs in routes.items()
+        }
+
     async def publish_routes(self, period: PeriodView) -> dict[str, int]:
         since = utcnow() - timedelta(
             seconds=min(ROUTE_QUALITY_WINDOW_S, self.settings.scoring.quality_window_s)
         )
         quality = await store.mean_quality(self.db, since)
-        routes = routes_for(period, self.catalog, quality)
+        routes = await self._healthy(routes_for(period, self.catalog, quality))
         ttl = 2 * self.period_s + 30
         for task_id, task_routes in routes.items():
             await self.routes.publish(task_id, task_routes, ttl_s=ttl)

@@ -6,7 +6,8 @@ leader runs, concurrently:
 
 - the period loop (``scoring.periods``): continue the open period or open the next one (metagraph
   sync, capacities, contenders, closing the last period with its scores), publish the routes,
-  re-publish them every ``scoring.routes_refresh_s``, and run the synthetic schedule
+  re-publish them every ``scoring.routes_refresh_s`` (less the tasks miners report degraded on
+  ``/healthz``: ``scoring.health``), and run the synthetic schedule
   (``scoring.synthetic.claims``) through the sender (``scoring.synthetic.sender``, unless
   ``scoring.synthetic_enabled`` is off);
 - the metagraph sync every ``chain.sync_interval_s`` (``scoring.sync``);
@@ -45,6 +46,7 @@ from scoring import store
 from scoring.backoff import Backoff, sleep_or_stop
 from scoring.contenders import PeriodView
 from scoring.counters import ContenderCounters
+from scoring.health import MinerHealthProbe
 from scoring.leader import LeaderLock, Leadership, instance_token
 from scoring.onchain import WeightSetter
 from scoring.periods import PeriodManager
@@ -218,6 +220,8 @@ async def run(
     sync = MetagraphSync(db, chain, backoff=backoff())
     counters = ContenderCounters.from_settings(redis, settings)
     resources = AsyncExitStack()
+    health = MinerHealthProbe(timeout_s=settings.gateway.connect_timeout_s + 2.0)
+    resources.push_async_callback(health.close)
     if sender is None and settings.scoring.synthetic_enabled:
         # Shared with the gateways: a miner's announced concurrency counts organic and
         # synthetic calls together, so synthetic ones wait for room instead of taking it.
@@ -240,6 +244,7 @@ async def run(
             self_hotkey=signer.hotkey,
             opened_by=token,
             backoff=backoff(),
+            health=health,
         ),
         sync=sync,
         weights=WeightSetter(

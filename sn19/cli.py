@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("sn19.commands.models", "Prepare and inspect model files."),
     "operators": ("sn19.commands.operators", "Manage dashboard operators (staff users)."),
     "config": ("sn19.commands.config", "Show the effective settings."),
+    "doctor": ("sn19.commands.doctor", "Check the settings against the machine."),
 }
 
 

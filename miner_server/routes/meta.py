@@ -1,27 +1,29 @@
-"""Unsigned routes: ``GET /healthz`` (liveness, the hotkey and the tasks served) and
-``GET /v1/models`` (the served tasks, OpenAI-shaped)."""
+"""Unsigned routes: ``GET /healthz`` (liveness, the hotkey, the tasks served and those whose
+engine cannot serve now: ``protocol.miner.MinerHealth``) and ``GET /v1/models`` (the served
+tasks, OpenAI-shaped)."""
 
 from __future__ import annotations
 
-import msgspec
 from litestar import get
 from litestar.types import ASGIApp
 
 from miner_server.deps import Miner
 from miner_server.render import ENCODER
 from miner_server.responses import JSONBytes
+from protocol.miner import MinerHealth
 from protocol.openai.models import Model, ModelList
-
-
-class Health(msgspec.Struct):
-    status: str
-    hotkey: str
-    tasks: list[str]
 
 
 @get("/healthz")
 async def healthz(miner: Miner) -> ASGIApp:
-    return JSONBytes(ENCODER.encode(Health(status="ok", hotkey=miner.hotkey, tasks=miner.task_ids)))
+    degraded = await miner.degraded_tasks()
+    health = MinerHealth(
+        status="degraded" if degraded else "ok",
+        hotkey=miner.hotkey,
+        tasks=miner.task_ids,
+        degraded=degraded,
+    )
+    return JSONBytes(ENCODER.encode(health))
 
 
 @get("/v1/models")

@@ -22,10 +22,10 @@ from litestar.types import ASGIApp
 from inference.base import EngineError, TextEngine, TextEvent
 from miner_server.auth import Caller
 from miner_server.deps import Miner, SignedRequest, decode
-from miner_server.errors import ClientClosed, MinerError, from_engine_error
+from miner_server.errors import ClientClosed, EngineFailure, MinerError, from_engine_error
 from miner_server.events import ClientGone, DisconnectWatch, EventBatches
 from miner_server.render import ChatRenderer, CompletionRenderer, Renderer
-from miner_server.responses import EventStream
+from miner_server.responses import EventStream, log_engine_failure
 from miner_server.state import MinerState, Served
 from miner_server.textmap import TextCall, chat_call, completion_call
 from miner_server.wire import CompletionBody
@@ -120,8 +120,12 @@ async def _sse(
     except ClientGone:
         return
     except Exception as exc:  # after the first byte: an in-band error, and no [DONE]
-        logger.warning("stream failed after its first token: %s", exc, exc_info=exc)
-        yield data_event(as_http_error(exc).body())
+        error = as_http_error(exc)
+        if isinstance(error, EngineFailure):
+            log_engine_failure("stream after its first token", error)
+        else:
+            logger.warning("stream failed after its first token: %s", exc, exc_info=exc)
+        yield data_event(error.body())
         return
     if call.include_usage:
         out += renderer.usage_chunk(engine.count_prompt_tokens(call.request))

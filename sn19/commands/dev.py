@@ -18,7 +18,7 @@ from types import FrameType
 
 import click
 
-from sn19.dev.plan import DevPlan, build_plan
+from sn19.dev.plan import DEV_SYNTHETIC_SCALE, DevPlan, build_plan
 from sn19.dev.supervisor import Child, StartupFailed, wait_healthy
 
 
@@ -150,6 +150,12 @@ def _run(plan: DevPlan) -> None:
 @click.option(
     "--period", "period_s", default=60.0, show_default=True, help="Scoring period in seconds."
 )
+@click.option(
+    "--full-synthetic",
+    is_flag=True,
+    help="Send the production rate of synthetic traffic (by default a small share of it, "
+    "enough to score every miner each period).",
+)
 def command(
     port: int,
     miner_count: int,
@@ -158,6 +164,7 @@ def command(
     data_dir: Path,
     miner_port: int,
     period_s: float,
+    full_synthetic: bool,
 ) -> None:
     """Run the whole validator plus local miners on the dev catalog (CPU models)."""
     from billing.keys.store import generate_secret, is_well_formed
@@ -185,5 +192,6 @@ def command(
         api_key=api_key or generate_secret(),
         period_s=period_s,
         credits=credits,
+        synthetic_scale=1.0 if full_synthetic else DEV_SYNTHETIC_SCALE,
     )
     _run(plan)

@@ -13,6 +13,12 @@ from sn19.dev.layout import MinerLayout, ensure_wallet, render_toml, write_chain
 from sn19.dev.supervisor import Child, sn19_argv
 
 VALIDATOR_WALLET = "validator"
+# Share of the production synthetic traffic an idle `sn19 dev` sends (scoring.quota_scale): each
+# contender still gets at least one synthetic request per period (scoring.synthetic.plan), so
+# scoring, checks and weights all run, at a few percent of a core instead of a quarter core per
+# miner.
+# `sn19 dev --full-synthetic` sends the full rate (1.0).
+DEV_SYNTHETIC_SCALE = 0.02
 
 
 @dataclass
@@ -35,7 +41,14 @@ class DevPlan:
     children: list[tuple[Child, str, float]] = field(default_factory=list)
 
 
-def validator_config(*, data_dir: Path, port: int, redis_url: str, period_s: float) -> str:
+def validator_config(
+    *,
+    data_dir: Path,
+    port: int,
+    redis_url: str,
+    period_s: float,
+    synthetic_scale: float = DEV_SYNTHETIC_SCALE,
+) -> str:
     """Billing is on: the gateway accepts the database keys (the dev key among them); the
     environment is "dev", so the built-in dev key-hash secret is allowed."""
     return render_toml(
@@ -55,7 +68,7 @@ def validator_config(*, data_dir: Path, port: int, redis_url: str, period_s: flo
                 "path": str(data_dir / "wallets"),
             },
             "gateway": {"host": "127.0.0.1", "port": port},
-            "scoring": {"period_s": period_s},
+            "scoring": {"period_s": period_s, "quota_scale": synthetic_scale},
             "billing": {"enabled": True},
         }
     )
@@ -84,6 +97,7 @@ def build_plan(
     api_key: str,
     period_s: float,
     credits: int = 1_000,
+    synthetic_scale: float = DEV_SYNTHETIC_SCALE,
 ) -> DevPlan:
     """``api_key``: a well-formed ``sk-sn19-`` secret (``billing.keys.generate_secret``); the
     billing step registers it on the dev account (or finds it there) with ``credits``."""
@@ -122,6 +136,7 @@ def build_plan(
                 port=port,
                 redis_url=redis.url,
                 period_s=period_s,
+                synthetic_scale=synthetic_scale,
             ),
             "utf-8",
         )

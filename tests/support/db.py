@@ -59,12 +59,14 @@ async def _admin(url: str, sql: str) -> None:
         await connection.close()
 
 
-def create_postgres_database(prefix: str = "sn19_t") -> str:
-    """A fresh, migrated database on the test server; its SQLAlchemy URL."""
+def create_postgres_database(prefix: str = "sn19_t", *, migrate: bool = True) -> str:
+    """A fresh database on the test server, migrated unless ``migrate`` is False; its
+    SQLAlchemy URL."""
     name = f"{prefix}_{_worker()}_{uuid.uuid4().hex[:8]}".lower()
     asyncio.run(_admin(POSTGRES_URL, f'CREATE DATABASE "{name}"'))
     url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    upgrade(url)
+    if migrate:
+        upgrade(url)
     return url
 
 

@@ -4,13 +4,15 @@ gated by the same file), validator settings for the scoring loop, and an empty s
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+import random
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete
 
+from core.chain import LocalChain
 from core.db import Database
 from core.db.tables.scoring import (
     CheckResult,
@@ -23,7 +25,14 @@ from core.db.tables.scoring import (
     WeightRunWeight,
 )
 from core.settings import Settings
+from core.wallet import load_signer
+from protocol.catalog import resolve_catalog
 from protocol.chainfile import Neuron, format_chain_file
+from scoring.backoff import Backoff
+from scoring.counters import ContenderCounters
+from scoring.periods import PeriodManager
+from scoring.routes import RouteStore
+from scoring.sync import MetagraphSync
 from tests.support.miner import miner_settings, serving
 from tests.support.wallets import make_wallet
 
@@ -60,10 +69,16 @@ def validator_hotkey(wallet_root: Path) -> str:
 
 @contextlib.asynccontextmanager
 async def local_miners(
-    wallet_root: Path, chain_file: Path, count: int, **fields: Any
+    wallet_root: Path,
+    chain_file: Path,
+    count: int,
+    *,
+    engines: Mapping[int, Any] | None = None,
+    **fields: Any,
 ) -> AsyncIterator[list[LocalMiner]]:
     """``count`` instant-engine chat miners on real ports, registered in ``chain_file`` (which
-    their stake gates read), with the validator of ``wallet_root`` as uid 0."""
+    their stake gates read), with the validator of ``wallet_root`` as uid 0. ``engines``: the
+    chat engine of some miners by index instead (the caller starts and closes it)."""
     from inference.instant import InstantTextEngine
     from miner_server import create_app
 
@@ -86,7 +101,7 @@ async def local_miners(
             validator=validator_hotkey(wallet_root),
             miners=[(m.hotkey, m.axon) for m in miners],
         )
-        for miner in miners:
+        for index, miner in enumerate(miners):
             settings = miner_settings(
                 wallet_root,
                 tasks=[CHAT],
@@ -95,7 +110,8 @@ async def local_miners(
                 chain={"network": "local", "local_file": str(chain_file)},
                 **fields,
             )
-            app = create_app(settings, engines={CHAT: InstantTextEngine(length=8)})
+            engine = (engines or {}).get(index)
+            app = create_app(settings, engines={CHAT: engine or InstantTextEngine(length=8)})
             await stack.enter_async_context(serving(app, settings))
         yield miners
 
@@ -158,3 +174,23 @@ async def clear_scoring_tables(db: Database) -> None:
             Node,
         ):
             await session.execute(delete(table))
+
+
+def period_manager(
+    settings: Settings, db: Database, redis: Any, client: Any, name: str
+) -> PeriodManager:
+    chain = LocalChain(settings.chain_file, hotkey=load_signer(settings).hotkey, block_time_s=0.1)
+    backoff = Backoff(initial_s=0.05, max_s=0.1)
+    return PeriodManager(
+        db=db,
+        sync=MetagraphSync(db, chain, backoff=backoff),
+        client=client,
+        catalog=resolve_catalog("dev"),
+        counters=ContenderCounters(redis, prefix=settings.redis.key_prefix, ttl_s=600),
+        routes=RouteStore(redis, prefix=settings.redis.key_prefix),
+        settings=settings,
+        self_hotkey=load_signer(settings).hotkey,
+        opened_by=name,
+        backoff=Backoff(initial_s=0.05, max_s=0.1),
+        rng=random.Random(3),
+    )

@@ -9,7 +9,11 @@ It answers ``/v1/chat/completions`` and ``/v1/completions`` (streaming only) the
 It also answers ``/v1/images/generations``, ``/v1/images/edits`` and ``/v1/embeddings`` with
 the real image and embedding engines when given them. ``mode`` switches on upstream faults:
 ``"no_token_ids"`` (plain token strings, as a server without ``return_tokens_as_token_ids``),
-``"http_500"``, ``"no_done"`` (stream ends without ``[DONE]``).
+``"http_500"``, ``"no_done"`` (stream ends without ``[DONE]``), ``"inband_400"`` (a 200 stream
+whose first event is a validation error with code 400, as vLLM streams errors it meets late).
+
+Like vLLM, it refuses ``n >= 2`` at temperature 0 with HTTP 400 ("n must be 1 when using greedy
+sampling"), the message vLLM's ``SamplingParams`` raises.
 """
 
 from __future__ import annotations
@@ -110,14 +114,22 @@ class VllmFormatServer:
             return web.json_response(
                 {"error": {"message": "engine dead", "type": "InternalServerError"}}, status=500
             )
+        if text_request.n > 1 and text_request.temperature == 0:
+            return _bad_request(f"n must be 1 when using greedy sampling, got {text_request.n}.")
+        if self.mode == "inband_400":
+            response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+            await response.prepare(request)
+            error = {"message": "max_tokens is too large", "type": "BadRequestError", "code": 400}
+            await self._send(response, {"error": error})
+            await response.write(b"data: [DONE]\n\n")
+            await response.write_eof()
+            return response
         try:
             prompt_tokens = self.text_engine.count_prompt_tokens(text_request)
             events = self.text_engine.generate(text_request)
             first = await anext(events)
         except EngineInputError as exc:
-            return web.json_response(
-                {"error": {"message": str(exc), "type": "BadRequestError"}}, status=400
-            )
+            return _bad_request(str(exc))
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         base = {"id": "cmpl-test", "created": 0, "model": body.get("model", "tiny")}
@@ -280,3 +292,11 @@ class VllmFormatServer:
                 },
             }
         )
+
+
+def _bad_request(message: str) -> web.Response:
+    """vLLM's answer to a request it refuses (its ``ErrorResponse``, HTTP 400)."""
+    return web.json_response(
+        {"error": {"message": message, "type": "BadRequestError", "param": None, "code": 400}},
+        status=400,
+    )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 from collections.abc import AsyncIterator
 
+import msgspec
 import pytest
 from inference_helpers import collect, ends, tokens, visible_text
 from inference_vllm_server import VllmFormatServer
@@ -102,6 +103,50 @@ async def test_forwarded_events_equal_the_engine_behind(forward_text, text_engin
         "include_usage": True
     }
     assert body["n"] == request_.n and body["max_tokens"] == request_.max_tokens
+
+
+def by_choice(events, *, token_text=True):
+    return {
+        choice: [e for e in comparable(events, token_text=token_text) if e[0] == choice]
+        for choice in sorted({e.choice for e in events})
+    }
+
+
+@pytest.mark.parametrize("chat", [True, False], ids=["chat", "completion"])
+async def test_greedy_n_asks_one_choice_and_copies_it(forward_text, text_engine, ok, chat):
+    """vLLM refuses n >= 2 at temperature 0 (the server here does too): the engine asks for one
+    choice and gives it n times, each copy with its own index."""
+    common = {"max_tokens": 24, "temperature": 0.0, "n": 3, "top_logprobs": 2}
+    request_ = (
+        TextRequest(messages=(ChatTurn("user", "Hello there"),), **common)
+        if chat
+        else TextRequest(prompt="Once upon a time", **common)
+    )
+    forwarded = await collect(forward_text, request_)
+    assert ok.requests[-1]["n"] == 1
+    choices = by_choice(forwarded, token_text=chat)
+    assert sorted(choices) == [0, 1, 2]
+    direct = await collect(text_engine, msgspec.structs.replace(request_, n=1))
+    single = by_choice(direct, token_text=chat)[0]
+    for index, events in choices.items():
+        assert [e[1:] for e in events] == [e[1:] for e in single]
+        assert all(e[0] == index for e in events)
+    assert len(ends(forwarded)) == 3
+    sampled = msgspec.structs.replace(request_, temperature=1.0, seed=4)
+    await collect(forward_text, sampled)
+    assert ok.requests[-1]["n"] == 3
+
+
+async def test_upstream_refusals_are_input_errors(ok):
+    """vLLM's 400 (an HTTP answer, or an error event in a 200 stream) is the request's fault."""
+    engine = ForwardTextEngine(spec(ok, model="tiny"))
+    await engine.start()
+    try:
+        ok.mode = "inband_400"
+        with pytest.raises(EngineInputError, match="max_tokens is too large"):
+            await collect(engine, TextRequest(prompt="hi", max_tokens=8, temperature=1.0))
+    finally:
+        await engine.close()
 
 
 async def test_stop_strings_are_forwarded(forward_text, text_engine, ok):

@@ -135,6 +135,7 @@ async def test_healthz_and_models_are_unsigned(client: SignedClient, miner_hotke
             "status": "ok",
             "hotkey": miner_hotkey,
             "tasks": [CHAT_TASK],
+            "degraded": [],
         }
     async with client.session.get(client.base_url + "/v1/models") as response:
         listing = await response.json()

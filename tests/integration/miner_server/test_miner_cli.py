@@ -51,6 +51,7 @@ engine = {{ type = "instant", model = "instant" }}
             "status": "ok",
             "hotkey": wallet.hotkey.ss58_address,
             "tasks": ["sn19-tiny-chat"],
+            "degraded": [],
         }
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=30)

@@ -4,7 +4,6 @@ scores at the close, continuation by another process, the chain down at a period
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from pathlib import Path
 
@@ -20,33 +19,12 @@ from core.miners.stats import Outcome
 from core.wallet import load_signer
 from protocol.catalog import resolve_catalog
 from scoring import formulas, store
-from scoring.backoff import Backoff
 from scoring.counters import ContenderCounters
-from scoring.periods import PeriodManager
-from scoring.routes import RouteReader, RouteStore
-from scoring.sync import MetagraphSync
+from scoring.routes import RouteReader
 from tests.integration.scoring.conftest import REDIS_URL
-from tests.support.scoring import CHAT, local_miners, scoring_settings
+from tests.support.scoring import CHAT, local_miners, period_manager, scoring_settings
 
 pytestmark = pytest.mark.redis
-
-
-def manager(settings, db: Database, redis: Redis, client, name: str) -> PeriodManager:
-    chain = LocalChain(settings.chain_file, hotkey=load_signer(settings).hotkey, block_time_s=0.1)
-    backoff = Backoff(initial_s=0.05, max_s=0.1)
-    return PeriodManager(
-        db=db,
-        sync=MetagraphSync(db, chain, backoff=backoff),
-        client=client,
-        catalog=resolve_catalog("dev"),
-        counters=ContenderCounters(redis, prefix=settings.redis.key_prefix, ttl_s=600),
-        routes=RouteStore(redis, prefix=settings.redis.key_prefix),
-        settings=settings,
-        self_hotkey=load_signer(settings).hotkey,
-        opened_by=name,
-        backoff=Backoff(initial_s=0.05, max_s=0.1),
-        rng=random.Random(3),
-    )
 
 
 async def test_period_lifecycle(
@@ -71,7 +49,7 @@ async def test_period_lifecycle(
     async with local_miners(wallet_root, chain_file, 2) as miners:
         client = RawMinerClient(load_signer(settings))
         try:
-            leader = manager(settings, scoring_db, redis_client, client, "leader")
+            leader = period_manager(settings, scoring_db, redis_client, client, "leader")
             first = await leader.advance(stop)
             assert first is not None and {c.hotkey for c in first.contenders} == {
                 m.hotkey for m in miners
@@ -88,7 +66,7 @@ async def test_period_lifecycle(
             assert {r.period_id for r in routes} == {first.id}
 
             # Another process continues the running period: same id, same contenders.
-            standby = manager(settings, scoring_db, redis_client, client, "standby")
+            standby = period_manager(settings, scoring_db, redis_client, client, "standby")
             assert await standby.advance(stop) == first
 
             counters = ContenderCounters(redis_client, prefix=redis_prefix, ttl_s=600)
@@ -174,7 +152,7 @@ async def test_a_period_without_contenders_is_retried_soon(
     )
     client = RawMinerClient(load_signer(settings), connect_timeout=0.3)
     try:
-        periods = manager(settings, scoring_db, redis_client, client, "x")
+        periods = period_manager(settings, scoring_db, redis_client, client, "x")
         stop = asyncio.Event()
         empty = await periods.advance(stop)
         assert empty is not None and empty.contenders == ()
