@@ -30,6 +30,7 @@ from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 import aiohttp
+import msgspec
 
 from inference.base import (
     EngineError,
@@ -49,6 +50,16 @@ MAX_RESPONSE = 256 * 1024 * 1024
 # the same header for the reply, one <|begin_of_text|>.
 _CHAT_OVERHEAD_PER_MESSAGE = 5
 _CHAT_OVERHEAD_REPLY = 4
+
+
+_JSON = {"Content-Type": "application/json"}
+_ENCODER = msgspec.json.Encoder()
+
+
+def _json(body: dict[str, Any]) -> bytes:
+    """The request body, encoded once with msgspec (aiohttp's ``json=`` goes through the
+    standard library's encoder and a payload object per request)."""
+    return _ENCODER.encode(body)
 
 
 class _Upstream:
@@ -103,7 +114,7 @@ class _Upstream:
         """The upstream's whole answer body (at most ``MAX_RESPONSE`` bytes, else an error)."""
         url = f"{self.base_url}{path}"
         try:
-            async with self.session().post(url, json=body) as response:
+            async with self.session().post(url, data=_json(body), headers=_JSON) as response:
                 await raise_for_status(response, url)
                 declared = response.content_length
                 if declared is not None and declared > MAX_RESPONSE:
@@ -239,7 +250,9 @@ class ForwardTextEngine:
         )
         parser = SSEParser(max_line=4 * 1024 * 1024)
         try:
-            async with self._upstream.session().post(url, json=body) as response:
+            async with self._upstream.session().post(
+                url, data=_json(body), headers=_JSON
+            ) as response:
                 await raise_for_status(response, url)
                 async for data in response.content.iter_any():
                     for event in parser.feed(data):
