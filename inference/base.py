@@ -53,11 +53,14 @@ class Constraint(msgspec.Struct, frozen=True):
     JSON under ``schema`` (JSON text; ``response_format``), or one call, written in
     ``tool_format``, to one of ``tools`` ((name, parameters schema as JSON text);
     ``tool_choice`` required or named). Built from the request by ``inference.requests``, so a
-    miner and the checker build the same grammar."""
+    miner and the checker build the same grammar. ``grammar``: that grammar as EBNF text
+    (``inference.grammars.grammar_text``), as an OpenAI-compatible server receives it in vLLM's
+    ``structured_outputs``."""
 
     schema: str | None = None
     tools: tuple[tuple[str, str], ...] = ()
     tool_format: Literal["hermes", "llama3_json"] = "hermes"
+    grammar: str | None = None
 
 
 class TextRequest(msgspec.Struct, frozen=True):

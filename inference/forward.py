@@ -33,6 +33,7 @@ import aiohttp
 import msgspec
 
 from inference.base import (
+    Constraint,
     EngineError,
     EngineInputError,
     TextEvent,
@@ -41,6 +42,7 @@ from inference.base import (
 from inference.choices import copy_events, plan_choices
 from inference.forward_stream import StreamAssembler
 from inference.health import CachedProbe
+from inference.requests import template_message
 from protocol.catalog import EngineSpec, Task
 from protocol.sse import SSEError, SSEParser
 
@@ -60,6 +62,12 @@ def _json(body: dict[str, Any]) -> bytes:
     """The request body, encoded once with msgspec (aiohttp's ``json=`` goes through the
     standard library's encoder and a payload object per request)."""
     return _ENCODER.encode(body)
+
+
+def _grammar_text(constraint: Constraint) -> str:
+    from inference.grammars import grammar_text  # xgrammar only when a request needs it
+
+    return grammar_text(constraint)
 
 
 class _Upstream:
@@ -229,7 +237,17 @@ class ForwardTextEngine:
         if request.stop:
             body["stop"] = list(request.stop)
         if request.messages is not None:
-            body["messages"] = [{"role": t.role, "content": t.content} for t in request.messages]
+            body["messages"] = [template_message(turn) for turn in request.messages]
+            if request.tools:
+                # The server's chat template renders the tools into the prompt, as the
+                # checker's does; calls are read from the completion's text, so the server
+                # must not parse them (tool_choice "none").
+                body["tools"] = list(request.tools)
+                body["tool_choice"] = "none"
+            if request.constraint is not None:
+                # vLLM's structured outputs (>= 0.12): the same xgrammar grammar the
+                # transformers engine and the checker build.
+                body["structured_outputs"] = {"grammar": _grammar_text(request.constraint)}
             body["logprobs"] = True
             if request.top_logprobs:
                 body["top_logprobs"] = request.top_logprobs

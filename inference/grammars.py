@@ -65,6 +65,8 @@ def _composed(constraint: Constraint) -> Any:
     def schema(text: str) -> Any:
         return xgr.Grammar.from_json_schema(text, any_whitespace=False, strict_mode=True)
 
+    if constraint.grammar is not None:
+        return xgr.Grammar.from_ebnf(constraint.grammar)
     if constraint.schema is not None:
         return schema(constraint.schema)
     if not constraint.tools:

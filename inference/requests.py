@@ -156,7 +156,7 @@ def chat_prompt_ids(tokenizer: Any, request: TextRequest) -> list[int]:
         return list(tokenizer.encode(request.prompt or "", add_special_tokens=True))
     if not getattr(tokenizer, "chat_template", None):
         raise EngineInputError("this model has no chat template")
-    conversation = [_message(turn) for turn in request.messages]
+    conversation = [template_message(turn) for turn in request.messages]
     try:
         text = tokenizer.apply_chat_template(
             conversation,
@@ -169,7 +169,8 @@ def chat_prompt_ids(tokenizer: Any, request: TextRequest) -> list[int]:
     return list(tokenizer.encode(text, add_special_tokens=False))
 
 
-def _message(turn: ChatTurn) -> dict[str, Any]:
+def template_message(turn: ChatTurn) -> dict[str, Any]:
+    """One turn as a chat template (and an OpenAI-compatible server) reads it."""
     message: dict[str, Any] = {"role": turn.role, "content": turn.content}
     if turn.tool_calls:
         message["tool_calls"] = [

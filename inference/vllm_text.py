@@ -182,7 +182,19 @@ class VllmTextEngine:
         from vllm import SamplingParams
         from vllm.sampling_params import RequestOutputKind
 
+        structured: dict[str, Any] = {}
+        if request.constraint is not None:
+            # The same xgrammar grammar the transformers engine and the checker build, through
+            # vLLM's structured outputs (its default backend is xgrammar).
+            from vllm.sampling_params import StructuredOutputsParams
+
+            from inference.grammars import grammar_text
+
+            structured["structured_outputs"] = StructuredOutputsParams(
+                grammar=grammar_text(request.constraint)
+            )
         return SamplingParams(
+            **structured,
             n=request.n,
             temperature=request.temperature,
             top_p=request.top_p if request.temperature > 0 else 1.0,

@@ -28,11 +28,26 @@ from aiohttp import web
 from inference.base import (
     ChatTurn,
     ChoiceEnd,
+    Constraint,
     EngineInputError,
     ImageRequest,
     TextRequest,
     TokenEvent,
+    ToolCallText,
 )
+
+
+def _turn(message: dict[str, Any]) -> ChatTurn:
+    calls = tuple(
+        ToolCallText(name=call["function"]["name"], arguments=call["function"]["arguments"])
+        for call in message.get("tool_calls") or ()
+    )
+    return ChatTurn(
+        message["role"],
+        message.get("content") or "",
+        tool_calls=calls,
+        tool_call_id=message.get("tool_call_id"),
+    )
 
 
 class VllmFormatServer:
@@ -77,11 +92,18 @@ class VllmFormatServer:
     async def chat(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         self.requests.append(body)
-        turns = tuple(ChatTurn(m["role"], m["content"]) for m in body["messages"])
+        turns = tuple(_turn(m) for m in body["messages"])
         top = int(body.get("top_logprobs") or 0) if body.get("logprobs") else 0
-        return await self._stream(
-            request, body, TextRequest(messages=turns, **self._common(body, top)), chat=True
+        # As vLLM: the chat template renders the tools; structured_outputs.grammar constrains.
+        structured = body.get("structured_outputs") or {}
+        constraint = Constraint(grammar=structured["grammar"]) if "grammar" in structured else None
+        text_request = TextRequest(
+            messages=turns,
+            tools=tuple(body.get("tools") or ()),
+            constraint=constraint,
+            **self._common(body, top),
         )
+        return await self._stream(request, body, text_request, chat=True)
 
     async def completions(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()

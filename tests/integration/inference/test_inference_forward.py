@@ -4,6 +4,7 @@ tokens, logprobs and text must be exactly what the engine behind the server prod
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import AsyncIterator
 
 import msgspec
@@ -12,7 +13,15 @@ from inference_helpers import collect, ends, tokens, visible_text
 from inference_vllm_server import VllmFormatServer
 from PIL import Image
 
-from inference.base import ChatTurn, EngineError, EngineInputError, ImageRequest, TextRequest
+from inference.base import (
+    ChatTurn,
+    Constraint,
+    EngineError,
+    EngineInputError,
+    ImageRequest,
+    TextRequest,
+    ToolCallText,
+)
 from inference.forward import ForwardTextEngine
 from inference.forward_media import ForwardEmbeddingEngine, ForwardImageEngine
 from inference.registry import load_engine
@@ -103,6 +112,55 @@ async def test_forwarded_events_equal_the_engine_behind(forward_text, text_engin
         "include_usage": True
     }
     assert body["n"] == request_.n and body["max_tokens"] == request_.max_tokens
+
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string", "maxLength": 12}},
+            "required": ["city"],
+        },
+    },
+}
+
+
+@pytest.mark.parametrize("temperature", [0.0, 0.8])
+async def test_tools_and_constraints_reach_the_server(forward_text, text_engine, ok, temperature):
+    """A forced call with an earlier tool round in the conversation: the server is sent the
+    tools (rendered by its chat template, tool_choice none: calls are read from the text),
+    the earlier calls and tool results, and the grammar as vLLM's structured outputs; what
+    comes back is exactly what the engine decodes under the same constraint."""
+    params = json.dumps(WEATHER["function"]["parameters"])
+    request = TextRequest(
+        messages=(
+            ChatTurn("user", "Weather in Paris?"),
+            ChatTurn(
+                "assistant",
+                "",
+                tool_calls=(ToolCallText(name="get_weather", arguments='{"city": "Paris"}'),),
+            ),
+            ChatTurn("tool", '{"temp": 21}', tool_call_id="call_0"),
+            ChatTurn("user", "And in Lyon?"),
+        ),
+        tools=(WEATHER,),
+        constraint=Constraint(tools=(("get_weather", params),), tool_format="hermes"),
+        max_tokens=120,
+        temperature=temperature,
+        seed=11,
+    )
+    direct = await collect(text_engine, request)
+    forwarded = await collect(forward_text, request)
+    assert comparable(forwarded) == comparable(direct)
+    body = ok.requests[-1]
+    assert body["tools"] == [WEATHER] and body["tool_choice"] == "none"
+    assert body["messages"][1]["tool_calls"][0]["function"]["name"] == "get_weather"
+    assert body["messages"][2]["tool_call_id"] == "call_0"
+    assert "root" in body["structured_outputs"]["grammar"]
+    text = visible_text(forwarded)
+    assert text.startswith("<tool_call>") and text.rstrip().endswith("</tool_call>")
 
 
 def by_choice(events, *, token_text=True):

@@ -26,6 +26,11 @@ class _SamplingParams:
 
 
 @dataclass
+class _StructuredOutputs:
+    grammar: str
+
+
+@dataclass
 class _Logprob:
     logprob: float
 
@@ -81,6 +86,7 @@ def engine(monkeypatch) -> tuple[VllmTextEngine, _Engine]:
     vllm.SamplingParams = _SamplingParams  # type: ignore[attr-defined]
     sampling = types.ModuleType("vllm.sampling_params")
     sampling.RequestOutputKind = enum.Enum("RequestOutputKind", "DELTA")  # type: ignore[attr-defined]
+    sampling.StructuredOutputsParams = _StructuredOutputs  # type: ignore[attr-defined]
     inputs = types.ModuleType("vllm.inputs")
     inputs.TokensPrompt = dict  # type: ignore[attr-defined]
     for name, module in (
@@ -125,3 +131,17 @@ async def test_vllm_value_errors_are_the_requests_fault(engine, monkeypatch):
     monkeypatch.setattr(text, "_sampling_params", refuse)
     with pytest.raises(EngineInputError, match="greedy sampling"):
         await collect(text, TextRequest(prompt="x", max_tokens=2))
+
+
+async def test_a_constraint_becomes_vllms_structured_outputs(engine):
+    from inference.base import Constraint
+    from inference.grammars import grammar_text
+
+    text, backend = engine
+    constraint = Constraint(schema='{"type": "object", "properties": {"a": {"type": "integer"}}}')
+    await collect(text, TextRequest(prompt="x", max_tokens=2, constraint=constraint))
+    assert backend.params[-1].fields["structured_outputs"] == _StructuredOutputs(
+        grammar=grammar_text(constraint)
+    )
+    await collect(text, TextRequest(prompt="x", max_tokens=2))
+    assert "structured_outputs" not in backend.params[-1].fields
