@@ -2,8 +2,8 @@
 
 Every behaviour is one miner (its own hotkey) answering ``jobs`` requests sent through the real
 gateway with the official SDK; each request is deterministic (prompt, parameters and seed from
-the behaviour's index). ``honest`` behaviours must score ≥ 0.95 on every job, cheats ≤ 0.2 on
-average (docs/checker.md has the table).
+the behaviour's index). ``honest`` behaviours must score ≥ 0.95 on every job, cheats at most
+``cheat_mean`` (0.2, or 0.1 for the constrained cheats) on average (docs/checker.md has the table).
 """
 
 from __future__ import annotations
@@ -87,6 +87,8 @@ class Behaviour:
     counts: Callable[[Any, Call], bool] | None = None
     max_calls: int = 0
     note: str = ""
+    # A cheat passes the table when its mean is at most this.
+    cheat_mean: float = 0.2
     instance: Any = field(default=None, repr=False)
 
 

@@ -1,7 +1,8 @@
 """The text check under a constraint (SPEC §7): the dev chat model answers constrained requests
 (``response_format`` JSON, a named or required tool call) and the checker replays the same
 grammar over the answer: honest answers pass at every temperature, tokens the grammar forbids,
-an end before the grammar is complete, and free text where a call was forced fail."""
+an end before the grammar is complete, free text where a call was forced, and the cheats of
+``tests.support.cheats`` (grammar ignored, fabricated tool call, schema violated) fail."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from inference.base import ChoiceEnd, TextRequest, TokenEvent
 from inference.transformers_text import TransformersTextEngine
 from protocol.catalog import Task, resolve_catalog
 from protocol.miner import MinerChatRequest
+from tests.support import cheats
 from tests.support.checker_workloads import CHAT, Constrained, constrained
 
 pytestmark = pytest.mark.slow
@@ -46,7 +48,7 @@ def engine_request(body: dict[str, Any], task: Task, engine: TransformersTextEng
     return mapping.chat_text_request(decoded, task.text, lambda r: len(engine.prompt_ids(r)))
 
 
-async def answer(engine: TransformersTextEngine, request: TextRequest) -> TextChoice:
+async def answer(engine: Any, request: TextRequest) -> TextChoice:
     ids: list[int] = []
     logprobs: list[float] = []
     text = ""
@@ -155,3 +157,36 @@ async def test_ending_before_the_grammar_is_complete_fails(
     short = msgspec.structs.replace(request, max_tokens=20)
     outcome = await check(engine, short, retext(engine, choice, cut, finish_reason="length"), task)
     assert (outcome.quality, outcome.code) == (1.0, ""), outcome.reason
+
+
+@pytest.mark.parametrize(
+    ("cheat", "kinds", "codes"),
+    [
+        (
+            cheats.GrammarIgnoringEngine,
+            ("json_object", "json_schema", "named_tool"),
+            {"grammar_forbidden"},
+        ),
+        (cheats.SchemaViolatingEngine, ("json_schema", "required_tool"), {"grammar_forbidden"}),
+        # Every token allowed by the grammar: the statistics catch the made-up arguments.
+        (
+            cheats.FabricatedToolCallEngine,
+            ("named_tool", "required_tool"),
+            {"not_argmax", "likelihood"},
+        ),
+    ],
+)
+async def test_cheats_on_constrained_requests_fail(
+    engine: TransformersTextEngine, task: Task, cheat: Any, kinds: tuple[str, ...], codes: set[str]
+) -> None:
+    miner = cheat()
+    await miner.start()
+    try:
+        for index in range(6):
+            kind = kinds[index % len(kinds)]
+            request = engine_request(constrained(index, kind, seed_base=40_000).body, task, engine)
+            choice = await answer(miner, request)
+            outcome = await check(engine, request, choice, task)
+            assert outcome.code in codes and outcome.quality == 0.0, (kind, outcome.reason)
+    finally:
+        await miner.close()
