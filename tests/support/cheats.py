@@ -147,8 +147,7 @@ class LoopEngine:
         masks the logits under that constraint (the request's own is ignored)."""
         import torch
 
-        matcher_of = self.prompts.grammars().matcher
-        walk = matcher_of(grammar) if grammar is not None else None
+        walk = self.prompts.grammars().matcher(grammar) if grammar is not None else None
 
         temp = request.temperature if temperature is None else temperature
         generator = torch.Generator().manual_seed(seed % (1 << 64))
