@@ -3,9 +3,11 @@
 Runs the checker suite (``tests.support.checker_suite``: real miner servers behind the real
 gateway, the organic sampler at rate 1, a checker worker storing into SQLite) with ``--jobs``
 jobs per behaviour, prints the table and writes it into ``docs/checker.md`` between the
-``checker-table`` markers. Targets: every honest job ≥ 0.95; every cheat's mean ≤ 0.2.
+``checker-table`` markers. Targets: every honest job ≥ 0.95; every cheat's mean ≤ 0.2 (≤ 0.1 for
+the cheats on constrained requests).
 
-    .venv/bin/python benchmarks/checker_table.py [--jobs 30] [--only text|image|embedding]
+    .venv/bin/python benchmarks/checker_table.py [--jobs 30] \
+        [--only text|constrained|image|embedding]
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.support.checker_behaviours import (  # noqa: E402
     all_behaviours,
+    constrained_behaviours,
     embedding_behaviours,
     image_behaviours,
     text_behaviours,
@@ -37,17 +40,17 @@ START, END = "<!-- checker-table:start -->", "<!-- checker-table:end -->"
 def verdict(row: Row) -> str:
     if row.honest:
         return "pass" if row.scores and row.minimum >= 0.95 else "FAIL"
-    return "pass" if row.scores and row.mean <= 0.2 else "FAIL"
+    return "pass" if row.scores and row.mean <= row.cheat_mean else "FAIL"
 
 
-def table(result: SuiteResult, jobs: int) -> str:
+def table(result: SuiteResult, jobs: int, only: str | None = None) -> str:
     lines = [
         "| behaviour | honest | jobs | mean | min | target | verdict | decided by | note |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in result.rows:
         codes = ", ".join(f"{code} {count}" for code, count in row.codes.most_common(4))
-        target = "min ≥ 0.95" if row.honest else "mean ≤ 0.2"
+        target = "min ≥ 0.95" if row.honest else f"mean ≤ {row.cheat_mean:g}"
         lines.append(
             f"| {row.name} | {'yes' if row.honest else 'no'} | {len(row.scores)} | "
             f"{row.mean:.3f} | {row.minimum:.3f} | {target} | {verdict(row)} | {codes} | "
@@ -56,7 +59,8 @@ def table(result: SuiteResult, jobs: int) -> str:
     stamp = time.strftime("%Y-%m-%d", time.gmtime())
     lines.append("")
     lines.append(
-        f"Produced by `benchmarks/checker_table.py --jobs {jobs}` on {stamp} "
+        f"Produced by `benchmarks/checker_table.py --jobs {jobs}"
+        f"{'' if only is None else ' --only ' + only}` on {stamp} "
         f"({platform.machine()}, {result.seconds / 60:.1f} min, "
         f"{sum(len(r.scores) for r in result.rows)} scored jobs, "
         f"{len(result.errors)} request errors)."
@@ -74,19 +78,22 @@ def write(text: str) -> None:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=30)
-    parser.add_argument("--only", choices=["text", "image", "embedding"], default=None)
+    parser.add_argument(
+        "--only", choices=["text", "constrained", "image", "embedding"], default=None
+    )
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     pick = {
         None: all_behaviours,
         "text": text_behaviours,
+        "constrained": constrained_behaviours,
         "image": image_behaviours,
         "embedding": embedding_behaviours,
     }[args.only]
     with tempfile.TemporaryDirectory(prefix="checker-table-") as directory:
         result = await run_suite(pick(args.jobs), Path(directory))
-    text = table(result, args.jobs)
+    text = table(result, args.jobs, args.only)
     print(text)
     for error in result.errors[:10]:
         print("request error:", error)

@@ -10,6 +10,10 @@ a pydantic model produces) and a required call among three tools — prints:
   tokenizer with random logits (so the grammar, not a model, decides the length);
 - the dev chat model generating the same request with and without the constraint (tokens/s,
   one thread), i.e. what a miner pays per token in practice;
+- checker: replaying an answer through the grammar (``Grammars.replay``: every position's
+  mask and the matcher's advance) and applying the masks to its ``[tokens, vocab]`` reference
+  logprobs, per token; and the whole text check (``checker.text.check_text`` with the dev
+  model as reference, T = 1) of the same answers with and without the constraint;
 - gateway: checking a complete answer (``core.miners.structured.Expectation.check``: JSON parse
   and schema validation, or reading the tool call) with the compiled validator cached.
 
@@ -142,6 +146,82 @@ def engine_rates(tokens: int) -> dict[str, tuple[float, float]]:
     return asyncio.run(run())
 
 
+def checker_costs(tokens: int, repeat: int) -> dict[str, tuple[int, float, float, float]]:
+    """Per constraint: (mean tokens of the answers, replay + mask per token in seconds, the
+    whole check of one answer with the constraint, the same without it)."""
+    import asyncio
+
+    import msgspec
+    import torch
+
+    from checker.text import check_text
+    from core.checks import TextChoice, TextResponse
+    from inference.base import ChoiceEnd, TextRequest, TokenEvent
+    from inference.registry import load_engine
+    from protocol.catalog import resolve_catalog
+
+    task = resolve_catalog("dev").get("sn19-tiny-chat")
+    assert task is not None
+    engine: Any = load_engine(task, device="cpu")
+
+    async def answer(request: TextRequest) -> TextResponse:
+        ids: list[int] = []
+        logprobs: list[float] = []
+        text, finish = "", None
+        async for event in engine.generate(request):
+            if isinstance(event, TokenEvent):
+                ids.append(event.token_id)
+                logprobs.append(event.logprob)
+                text += event.text
+            elif isinstance(event, ChoiceEnd):
+                text, finish = text + event.text, event.finish_reason
+        choice = TextChoice(
+            index=0, token_ids=ids, logprobs=logprobs, text=text, finish_reason=finish
+        )
+        return TextResponse(choices=[choice])
+
+    async def run() -> dict[str, tuple[int, float, float, float]]:
+        await engine.start()
+        out: dict[str, tuple[int, float, float, float]] = {}
+        try:
+            grammars = engine.grammars()
+            for name, constraint in constraints().items():
+                counts, per_token, with_c, without_c = [], [], [], []
+                for seed in range(10):
+                    request = TextRequest(
+                        max_tokens=tokens,
+                        prompt="Describe the item.",
+                        temperature=1.0,
+                        seed=seed,
+                        constraint=constraint,
+                    )
+                    response = await answer(request)
+                    ids = response.choices[0].token_ids
+                    scores = torch.randn(len(ids), engine.vocab_size)
+
+                    def replay(c: Any = constraint, i: list[int] = ids, x: Any = scores) -> None:
+                        grammars.replay(c, i).apply(x.clone())
+
+                    counts.append(len(ids))
+                    per_token.append(timed(replay, max(1, repeat // 10)) / max(1, len(ids)))
+                    free = msgspec.structs.replace(request, constraint=None)
+                    for target, req in ((with_c, request), (without_c, free)):
+                        started = time.perf_counter()
+                        await check_text(req, response, engine, task.check)
+                        target.append(time.perf_counter() - started)
+                out[name] = (
+                    round(statistics.mean(counts)),
+                    statistics.median(per_token),
+                    statistics.median(with_c),
+                    statistics.median(without_c),
+                )
+        finally:
+            await engine.close()
+        return out
+
+    return asyncio.run(run())
+
+
 def gateway_checks(repeat: int) -> dict[str, float]:
     from core.miners.structured import Expectation
     from protocol.tool_calls import Call, render_call
@@ -209,6 +289,14 @@ def main() -> None:
     print("\ndev chat model, one thread, tokens/s (unconstrained → constrained):")
     for name, (plain, constrained) in engine_rates(args.tokens).items():
         print(f"  {name:20} {plain:7.0f} → {constrained:7.0f}  ({constrained / plain:5.1%})")
+    print("\nchecker: replay + mask per token; whole check of one answer (with → without):")
+    for name, (count, per_token, with_c, without_c) in checker_costs(
+        args.tokens, args.repeat
+    ).items():
+        print(
+            f"  {name:20} {count:5} tokens {per_token * 1e6:7.1f}µs/token   "
+            f"{with_c * 1000:6.1f}ms → {without_c * 1000:6.1f}ms"
+        )
     print("\ngateway, checking a complete answer (validator cached):")
     for name, seconds in gateway_checks(args.repeat * 20).items():
         print(f"  {name:20} {seconds * 1e6:7.1f}µs")

@@ -18,6 +18,10 @@ the token ``t_i`` the miner delivered this module computes ``log q_i(t_i)`` and,
   top_p, vocabulary, length, stop rule or number of choices. No normal approximation, no
   degenerate case: a position where ``q_i`` is a point mass contributes exactly 0.
 
+Under a constraint the raw logprobs come with the grammar's forbidden tokens at -inf: ``q_i``
+is then the constrained distribution (renormalised over the allowed tokens before temperature
+and top_p, as the miner samples), and every quantity above is over the allowed tokens only.
+
 Tokens outside the nucleus (top_p < 1) are a hard failure unless they are within the
 numerical tolerance of its boundary (``boundary_tolerance``); at such a position the nucleus is
 widened to every token at least as likely as the delivered one, and the statistics use it.
@@ -180,7 +184,8 @@ def _nucleus(
     import torch
 
     if top_p >= 1.0:
-        return _Nucleus(torch.ones_like(chunk, dtype=torch.bool), [], [])
+        # Every token the logits allow (a constraint's grammar sets the others to -inf).
+        return _Nucleus(torch.isfinite(chunk), [], [])
     mask = sampling_distribution(chunk, temperature, top_p) > 0
     inside = mask.gather(1, chosen).squeeze(1)
     outside: list[int] = []

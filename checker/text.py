@@ -7,12 +7,21 @@ Order (the first failing rule decides, cheapest first):
 2. ending: no token after an end-of-sequence token; ``stop`` needs an EOS last or a stop string
    completed by the last token; ``length`` needs exactly ``max_tokens`` tokens;
 3. the text the customer was sent equals the visible decoding of the token ids;
-4. one teacher-forced pass per choice over prompt + token ids gives the reference raw logprobs;
-5. temperature 0: every token is the reference argmax up to ``greedy_tolerance`` nats;
+4. constrained requests (``response_format`` JSON, ``tool_choice`` required or named: the
+   request's ``Constraint``, built as the miner built it): every token is walked through the
+   same grammar (``inference.grammars``) — a token it forbids (an end-of-sequence token before
+   the grammar is complete included) fails the check, and so does ``stop`` before the grammar
+   is complete (a stop string);
+5. one teacher-forced pass per choice over prompt + token ids gives the reference raw logprobs;
+   under a constraint, the grammar's mask is applied at every position (forbidden tokens get
+   -inf), so the rules below run on the constrained, renormalised distribution, as the miner
+   sampled from it;
+6. temperature 0: every token is the reference argmax up to ``greedy_tolerance`` nats;
    temperature > 0: every token is inside the top_p nucleus (up to ``top_p_tolerance``), and
    the likelihood test (``checker.likelihood``) does not reject at ``likelihood_alpha``;
-6. the reported logprobs agree with the reference: mean |p_ref − p_miner| ≤ 0.125 → 1.0,
-   linearly to 0.5 at 0.25, 0 beyond (the task's ``logprob_*_credit``) — the quality.
+7. the reported logprobs (the model's own, unmasked) agree with the unmasked reference: mean
+   |p_ref − p_miner| ≤ 0.125 → 1.0, linearly to 0.5 at 0.25, 0 beyond (the task's
+   ``logprob_*_credit``) — the quality.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ from checker.likelihood import Likelihood, PositionStats, combine, position_stat
 from checker.outcome import CheckOutcome, failed, passed
 from core.checks import TextChoice, TextResponse
 from inference.base import EngineInputError, TextRequest
+from inference.grammars import Grammars, Replay
 from protocol.catalog import CheckSpec
 
 if TYPE_CHECKING:
@@ -48,6 +58,8 @@ class TextReference(Protocol):
     def tokenizer(self) -> Any: ...
 
     def prompt_ids(self, request: TextRequest) -> list[int]: ...
+
+    def grammars(self) -> Grammars: ...
 
     async def score_async(
         self, prompt_ids: list[int], completion_ids: list[int]
@@ -74,13 +86,27 @@ async def check_text(
     if problem is not None:
         code, reason = problem
         return failed(code, reason, evidence, work=work)
+    replays: list[Replay] | None = None
+    if request.constraint is not None:
+        constraint = request.constraint
+        evidence["constraint"] = "schema" if constraint.schema is not None else "tools"
+        grammars = reference.grammars()
+        replays = [
+            await asyncio.to_thread(grammars.replay, constraint, list(c.token_ids)) for c in choices
+        ]
+        problem = grammar_failure(choices, replays, reference.eos_token_ids)
+        if problem is not None:
+            code, reason = problem
+            return failed(code, reason, evidence, work=work)
     try:
         prompt = reference.prompt_ids(request)
         scores = [await reference.score_async(prompt, list(c.token_ids)) for c in choices]
     except EngineInputError as exc:
         return failed("bad_request", f"the reference cannot score this request: {exc}", evidence)
     eos = reference.eos_token_ids
-    outcome = await asyncio.to_thread(_judge, request, choices, scores, spec, evidence, eos)
+    outcome = await asyncio.to_thread(
+        _judge, request, choices, scores, spec, evidence, eos, replays
+    )
     outcome.work = work
     return outcome
 
@@ -200,6 +226,35 @@ def text_failure(
     return None
 
 
+def grammar_failure(
+    choices: list[TextChoice], replays: list[Replay], eos: frozenset[int]
+) -> tuple[str, str] | None:
+    """A constrained choice must stay inside its grammar, and end (``stop``) only once the
+    grammar is complete. A choice cut by ``length`` may leave it incomplete."""
+    for choice, replay in zip(choices, replays, strict=True):
+        where = f"choice {choice.index}"
+        position = replay.forbidden
+        if position is not None:
+            token = choice.token_ids[position]
+            if token in eos:
+                return (
+                    "grammar_incomplete",
+                    f"{where}: end-of-sequence token at position {position} before the "
+                    "constraint's grammar was complete",
+                )
+            return (
+                "grammar_forbidden",
+                f"{where}: token {position} (id {token}) is forbidden by the constraint's "
+                "grammar (response_format or tool_choice)",
+            )
+        if choice.finish_reason == "stop" and not replay.done:
+            return (
+                "grammar_incomplete",
+                f"{where}: finish_reason 'stop' before the constraint's grammar was complete",
+            )
+    return None
+
+
 # ---------------------------------------------------------------------------------------------
 # Rules on the reference distributions (run in a worker thread).
 
@@ -211,13 +266,16 @@ def _judge(
     spec: CheckSpec,
     evidence: dict[str, Any],
     eos: frozenset[int],
+    replays: list[Replay] | None = None,
 ) -> CheckOutcome:
     import torch
 
-    raws = [torch.from_numpy(score) for score in scores]
+    unmasked = [torch.from_numpy(score) for score in scores]
     tokens = [torch.tensor(choice.token_ids, dtype=torch.long) for choice in choices]
-    mean_diff = agreement(raws, tokens, choices)
+    # The miner reports the model's own logprobs: they are compared with the unmasked pass.
+    mean_diff = agreement(unmasked, tokens, choices)
     evidence["logprob_mean_abs_diff"] = mean_diff
+    raws = unmasked if replays is None else constrained(unmasked, replays)
     if request.temperature <= 0.0:
         problem = greedy_failure(raws, tokens, choices, spec.greedy_tolerance)
         if problem is not None:
@@ -266,6 +324,18 @@ def _judge(
         outcome = passed(quality, evidence)
     outcome.sequential = sequential
     return outcome
+
+
+def constrained(raws: list[torch.Tensor], replays: list[Replay]) -> list[torch.Tensor]:
+    """The reference raw logprobs with each position's grammar mask applied (-inf where the
+    grammar forbids a token): the rules below renormalise over what is left."""
+    masked = []
+    for raw, replay in zip(raws, replays, strict=True):
+        copy = raw.clone()
+        if len(copy):
+            replay.apply(copy)
+        masked.append(copy)
+    return masked
 
 
 def agreement(

@@ -17,7 +17,9 @@ string's length, and UTF-16 surrogates everywhere (neither is valid JSON text); 
 is corrected (``_strict_strings``) before anything is compiled, on both sides alike.
 ``grammar_text`` is the grammar as EBNF text (what a vLLM server is given to build the very same
 grammar); ``Grammars`` compiles and caches grammars for one tokenizer and hands out a
-``Matcher`` per generated (or replayed) choice. xgrammar (and torch) are imported on first use.
+``Matcher`` per generated choice, and ``replay`` walks a delivered choice through the grammar
+for the checker: the token masks of every position at once (``Replay``), and where the choice
+first left the grammar. xgrammar (and torch) are imported on first use.
 """
 
 from __future__ import annotations
@@ -129,6 +131,27 @@ class Matcher:
         return bool(self._matcher.is_terminated())
 
 
+class Replay:
+    """A delivered choice walked through a grammar: ``bitmask`` holds the allowed tokens of
+    each position up to and including the first one the grammar forbids (``forbidden``; None
+    when every token was allowed), ``done`` whether the grammar was complete after the last
+    token. ``apply`` masks a ``[positions, vocab]`` float tensor of those positions in place."""
+
+    def __init__(self, bitmask: Any, forbidden: int | None, done: bool, vocab_size: int) -> None:
+        self.bitmask = bitmask
+        self.forbidden = forbidden
+        self.done = done
+        self.vocab_size = vocab_size
+
+    def apply(self, scores: Any) -> None:
+        import xgrammar as xgr
+
+        rows = int(scores.shape[0])
+        xgr.apply_token_bitmask_inplace(
+            scores, self.bitmask[:rows].to(scores.device), vocab_size=self.vocab_size
+        )
+
+
 class Grammars:
     """Compiled grammars for one tokenizer (``stop_ids``: the model's end tokens)."""
 
@@ -156,3 +179,17 @@ class Grammars:
 
     def matcher(self, constraint: Constraint) -> Matcher:
         return Matcher(self.compiled(constraint), self.vocab_size)
+
+    def replay(self, constraint: Constraint, token_ids: list[int]) -> Replay:
+        """Walk ``token_ids`` through the constraint's grammar, as the miner's ``Matcher`` did
+        while generating them, keeping every position's token mask."""
+        import xgrammar as xgr
+
+        matcher = xgr.GrammarMatcher(self.compiled(constraint))
+        bitmask = xgr.allocate_token_bitmask(max(1, len(token_ids)), self.vocab_size)
+        for position, token in enumerate(token_ids):
+            matcher.fill_next_token_bitmask(bitmask, position)
+            word = int(bitmask[position, token // 32])
+            if not (word >> (token % 32)) & 1 or not matcher.accept_token(token):
+                return Replay(bitmask, position, False, self.vocab_size)
+        return Replay(bitmask, None, bool(matcher.is_terminated()), self.vocab_size)

@@ -5,15 +5,20 @@ Parameters follow the mix an OpenAI-compatible API sees: most requests stream, m
 numbers, a few ask for logprobs, several choices or a stop sequence. Prompts come from the
 shipped corpus: templated questions about a topic for an audience with an optional style
 instruction, standalone questions, and two-turn conversations; system prompts half the time.
+On a task that serves tool calls, a share of chat requests ask for JSON or a tool call, or carry
+tools (``scoring.synthetic.shapes``).
 """
 
 from __future__ import annotations
 
 import random
 
+import msgspec
+
 from protocol.catalog import Task
 from protocol.openai.chat import ChatCompletionRequest, ChatMessage, StreamOptions
 from protocol.openai.completions import CompletionRequest
+from scoring.synthetic import shapes
 from scoring.synthetic.corpus import Corpus, fill
 
 ROUND_MAX_TOKENS = (32, 64, 100, 128, 150, 200, 256, 300, 400, 500, 512, 1000, 1024)
@@ -84,7 +89,7 @@ def chat_request(
     limit, max_n = _limits(task)
     stream = rng.random() < 0.75
     logprobs = rng.random() < 0.08
-    return ChatCompletionRequest(
+    request = ChatCompletionRequest(
         model=task.id,
         messages=chat_messages(rng, corpus),
         max_tokens=max_tokens(rng, limit),
@@ -98,6 +103,11 @@ def chat_request(
         logprobs=True if logprobs else None,
         top_logprobs=rng.choice((0, 1, 3, 5)) if logprobs else None,
     )
+    assert task.text is not None
+    if task.text.tool_format is not None and rng.random() < shapes.SHARE:
+        # No stop sequence: one inside the JSON would end an honest answer before its grammar.
+        request = msgspec.structs.replace(request, stop=None, **shapes.shape(rng))
+    return request
 
 
 def completion_request(

@@ -9,13 +9,18 @@ Cheats: ``SmallerModelEngine`` (another, smaller tiny Llama), ``RandomTokensEngi
 ``SamplingEngine`` (temperature 1 when 0 was asked), ``PaddingEngine`` (never stops: when the
 model emits its end-of-sequence token it is dropped and sampling continues with EOS masked),
 ``TruncatingEngine`` (cuts the answer short and claims ``length`` or ``stop``) and
-``ReplayEngine`` (answers with what it generated for another prompt). Image and embedding
-behaviours are in ``tests.support.cheats_media``.
+``ReplayEngine`` (answers with what it generated for another prompt). Cheats on constrained
+requests (``response_format`` JSON, a required or named ``tool_choice``): ``GrammarIgnoringEngine``
+(decodes without the grammar's mask), ``FabricatedToolCallEngine`` (writes a well-formed call
+with fixed, schema-valid arguments instead of sampling one) and ``SchemaViolatingEngine``
+(decodes under a looser grammar: any JSON object, or any object as a call's arguments). Image
+and embedding behaviours are in ``tests.support.cheats_media``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +28,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from inference.base import ChatTurn, ChoiceEnd, TextEvent, TextRequest, TokenEvent
+from inference.base import ChatTurn, ChoiceEnd, Constraint, TextEvent, TextRequest, TokenEvent
 from inference.sampling import IncrementalDetokenizer, TokenTable, sample_token
 from inference.stops import StopMatcher
 from inference.transformers_text import TransformersTextEngine
@@ -135,10 +140,14 @@ class LoopEngine:
         temperature: float | None = None,
         mask_eos: bool = False,
         prefix: list[int] | None = None,
+        grammar: Constraint | None = None,
     ) -> Plan:
         """Sample one choice like the engine does (stops at EOS, a stop string, or max_tokens);
-        ``prefix`` tokens are forced first; ``mask_eos`` never lets EOS be drawn."""
+        ``prefix`` tokens are forced first; ``mask_eos`` never lets EOS be drawn; ``grammar``
+        masks the logits under that constraint (the request's own is ignored)."""
         import torch
+
+        walk = self.prompts.grammars().matcher(grammar) if grammar is not None else None
 
         temp = request.temperature if temperature is None else temperature
         generator = torch.Generator().manual_seed(seed % (1 << 64))
@@ -158,7 +167,12 @@ class LoopEngine:
                     if mask_eos:
                         logits = logits.clone()
                         logits[list(self.eos)] = -torch.inf
+                    if walk is not None:
+                        logits = logits.clone()
+                        walk.mask(logits)
                     token = sample_token(logits, temp, request.top_p, generator)
+                if walk is not None:
+                    walk.accept(token)
                 ids.append(token)
                 logprobs.append(float(raw[token]))
                 if token in self.eos:
@@ -339,3 +353,81 @@ class ReplayEngine(LoopEngine):
         else:
             cached = msgspec.structs.replace(request, prompt=other, prompt_ids=None)
         return self.sample(cached, self.prompts.prompt_ids(cached), seed)
+
+
+# ---------------------------------------------------------------------------------------------
+# Cheats on constrained requests. The gateway refuses a constrained answer that ends (``stop``)
+# without conforming, so these answers reach the checker when they conform or run to
+# ``max_tokens`` (the gateway does not judge an answer cut by the client's budget).
+
+
+class GrammarIgnoringEngine(LoopEngine):
+    """Decodes without the constraint's mask (free text where JSON or a tool call was asked),
+    never stopping early: every answer runs to ``max_tokens``."""
+
+    def plan(self, request: TextRequest, prompt: list[int], seed: int) -> Plan:
+        return self.sample(request, prompt, seed, mask_eos=True)
+
+
+def _fixed_value(schema: Any) -> Any:
+    """A fixed value valid under a simple schema (what a lazy miner writes as arguments)."""
+    if not isinstance(schema, dict):
+        return "x"
+    if "enum" in schema:
+        return schema["enum"][0]
+    kind = schema.get("type")
+    if kind == "object":
+        properties = schema.get("properties", {})
+        required = schema.get("required", list(properties))
+        return {name: _fixed_value(properties.get(name)) for name in required}
+    if kind == "array":
+        return []
+    if kind in ("integer", "number"):
+        return max(1, int(schema.get("minimum", 1)))
+    if kind == "boolean":
+        return True
+    return "Paris"[: int(schema.get("maxLength", 5))] or "P"
+
+
+class FabricatedToolCallEngine(LoopEngine):
+    """Answers a forced tool call (``tool_choice`` required or named) with a well-formed call to
+    the first allowed tool, its arguments fixed (valid under the tool's schema, in the grammar's
+    layout), then end-of-sequence; the logprobs are the model's own for those tokens. Other
+    requests are answered honestly."""
+
+    def plan(self, request: TextRequest, prompt: list[int], seed: int) -> Plan:
+        constraint = request.constraint
+        if constraint is None or not constraint.tools:
+            return self.sample(request, prompt, seed, grammar=constraint)
+        name, parameters = constraint.tools[0]
+        arguments = json.dumps(_fixed_value(json.loads(parameters)))
+        text = f'<tool_call>{{"name": {json.dumps(name)}, "arguments": {arguments}}}</tool_call>'
+        forced = [
+            *self.tokenizer.encode(text, add_special_tokens=False),
+            self.tokenizer.eos_token_id,
+        ]
+        return self.sample(request, prompt, seed, prefix=forced[: request.max_tokens])
+
+
+class SchemaViolatingEngine(LoopEngine):
+    """Decodes under a looser grammar than asked: any JSON object for ``response_format``, any
+    object as the arguments of a tool call (valid JSON, the schema ignored). A complete answer
+    would be refused by the gateway's schema check, so it is padded with spaces to
+    ``max_tokens`` instead of ending (an answer cut by ``length`` is not judged there)."""
+
+    def plan(self, request: TextRequest, prompt: list[int], seed: int) -> Plan:
+        constraint = request.constraint
+        if constraint is None:
+            return self.sample(request, prompt, seed)
+        loose = json.dumps({"type": "object"})
+        looser = msgspec.structs.replace(
+            constraint,
+            schema=None if constraint.schema is None else loose,
+            tools=tuple((name, loose) for name, _ in constraint.tools),
+        )
+        ids, logprobs, finish = self.sample(request, prompt, seed, grammar=looser)
+        if finish == "length" or ids[-1] not in self.eos:
+            return ids, logprobs, finish
+        space = self.tokenizer.encode(" ", add_special_tokens=False)[-1]
+        padded = ids[:-1] + [space] * (request.max_tokens - len(ids) + 1)
+        return self.sample(request, prompt, seed, prefix=padded)

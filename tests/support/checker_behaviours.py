@@ -15,8 +15,10 @@ from tests.support.checker_workloads import (
     IMAGE,
     Behaviour,
     Call,
+    Constrained,
     chat,
     completion,
+    constrained,
     embedding,
     image,
     mixed,
@@ -302,5 +304,71 @@ def embedding_behaviours(jobs: int = 30) -> list[Behaviour]:
     ]
 
 
+def _cycle(kinds: tuple[Constrained, ...], seed_base: int) -> Any:
+    return lambda i: constrained(i, kinds[i % len(kinds)], seed_base=seed_base)
+
+
+def constrained_behaviours(jobs: int = 30) -> list[Behaviour]:
+    """Constrained chat requests (SPEC §7): the dev model's engine answering under the grammar
+    at temperature 0, 0.7 and 1.0 in turn, streamed or not, and three cheats (mean ≤ 0.1)."""
+    kinds: tuple[tuple[Constrained, str], ...] = (
+        ("json_object", "response_format json_object"),
+        ("json_schema", "strict json_schema (string, boolean, enum)"),
+        ("named_tool", "tool_choice a named function"),
+        ("required_tool", "tool_choice required, 2 tools"),
+        ("auto_tool", "tools, tool_choice auto (unconstrained)"),
+    )
+    honest = [
+        Behaviour(
+            f"constrained honest {kind.replace('_', ' ')}",
+            True,
+            CHAT,
+            _cycle((kind,), 20_000 + 1000 * position),
+            _tiny_llama,
+            jobs=jobs,
+            note=f"{note}; T = 0, 0.7, 1.0",
+        )
+        for position, (kind, note) in enumerate(kinds)
+    ]
+    cheat = [
+        Behaviour(
+            "constrained grammar ignored",
+            False,
+            CHAT,
+            _cycle(("json_object", "json_schema", "named_tool", "required_tool"), 26_000),
+            cheats.GrammarIgnoringEngine,
+            jobs=jobs,
+            cheat_mean=0.1,
+            note="decodes without the mask, to max_tokens",
+        ),
+        Behaviour(
+            "constrained fabricated tool call",
+            False,
+            CHAT,
+            _cycle(("named_tool", "required_tool"), 27_000),
+            cheats.FabricatedToolCallEngine,
+            jobs=jobs,
+            cheat_mean=0.1,
+            note="well-formed call, fixed schema-valid arguments",
+        ),
+        Behaviour(
+            "constrained schema violated",
+            False,
+            CHAT,
+            _cycle(("json_schema", "named_tool", "required_tool"), 28_000),
+            cheats.SchemaViolatingEngine,
+            jobs=jobs,
+            cheat_mean=0.1,
+            note="any JSON object where a schema was asked, padded to max_tokens",
+        ),
+    ]
+    return honest + cheat
+
+
 def all_behaviours(jobs: int = 30) -> list[Behaviour]:
-    return text_behaviours(jobs) + image_behaviours(jobs) + embedding_behaviours(jobs)
+    return (
+        text_behaviours(jobs)
+        + constrained_behaviours(jobs)
+        + image_behaviours(jobs)
+        + embedding_behaviours(jobs)
+    )

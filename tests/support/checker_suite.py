@@ -63,6 +63,7 @@ class Row:
     codes: Counter[str]
     calls: int
     note: str = ""
+    cheat_mean: float = 0.2
 
     @property
     def mean(self) -> float:
@@ -400,7 +401,8 @@ async def _rows(
     calls_log: dict[str, Call],
 ) -> list[Row]:
     found: dict[str, Row] = {
-        b.name: Row(b.name, b.honest, b.task, [], Counter(), 0, b.note) for b in behaviours
+        b.name: Row(b.name, b.honest, b.task, [], Counter(), 0, b.note, b.cheat_mean)
+        for b in behaviours
     }
     async with db.read() as session:
         rows = await session.execute(

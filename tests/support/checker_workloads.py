@@ -2,8 +2,8 @@
 
 Every behaviour is one miner (its own hotkey) answering ``jobs`` requests sent through the real
 gateway with the official SDK; each request is deterministic (prompt, parameters and seed from
-the behaviour's index). ``honest`` behaviours must score ≥ 0.95 on every job, cheats ≤ 0.2 on
-average (docs/checker.md has the table).
+the behaviour's index). ``honest`` behaviours must score ≥ 0.95 on every job, cheats at most
+``cheat_mean`` (0.2, or 0.1 for the constrained cheats) on average (docs/checker.md has the table).
 """
 
 from __future__ import annotations
@@ -87,6 +87,8 @@ class Behaviour:
     counts: Callable[[Any, Call], bool] | None = None
     max_calls: int = 0
     note: str = ""
+    # A cheat passes the table when its mean is at most this.
+    cheat_mean: float = 0.2
     instance: Any = field(default=None, repr=False)
 
 
@@ -120,6 +122,78 @@ def chat(
     if index % 9 == 4:
         body["stop"] = ["\n\n", "###"]
     return Call("chat", body, seed, stream=index % 2 == 0)
+
+
+# Constrained requests (SPEC §7): schemas small enough that the dev model can complete them
+# (short strings, enums, booleans), so answers end both by ``stop`` and by ``length``.
+PERSON = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "maxLength": 8},
+        "happy": {"type": "boolean"},
+        "mood": {"enum": ["calm", "busy", "sad"]},
+    },
+    "required": ["name", "happy", "mood"],
+    "additionalProperties": False,
+}
+WEATHER = {
+    "type": "object",
+    "properties": {
+        "city": {"type": "string", "maxLength": 10},
+        "unit": {"enum": ["c", "f"]},
+    },
+    "required": ["city", "unit"],
+}
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "The weather in a city.",
+            "parameters": WEATHER,
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "remember",
+            "description": "Store a fact about a person.",
+            "parameters": PERSON,
+        },
+    },
+]
+Constrained = Literal["json_object", "json_schema", "named_tool", "required_tool", "auto_tool"]
+CONSTRAINED_TEMPERATURES = (0.0, 0.7, 1.0)
+
+
+def constrained(
+    index: int,
+    kind: Constrained,
+    *,
+    temperature: float | None = None,
+    seed_base: int = 20_000,
+    max_tokens: tuple[int, ...] = (96, 128, 192, 256),
+) -> Call:
+    """A chat request under ``response_format`` or with tools; temperature 0, 0.7 and 1.0 in
+    turn unless given."""
+    temp = CONSTRAINED_TEMPERATURES[index % 3] if temperature is None else temperature
+    call = chat(index, temperature=temp, seed_base=seed_base)
+    body = dict(call.body)
+    body.pop("stop", None)
+    body["max_tokens"] = max_tokens[index % len(max_tokens)]
+    if kind == "json_object":
+        body["response_format"] = {"type": "json_object"}
+    elif kind == "json_schema":
+        schema = {"name": "person", "schema": PERSON, "strict": True}
+        body["response_format"] = {"type": "json_schema", "json_schema": schema}
+    else:
+        body["tools"] = TOOLS
+        body["tool_choice"] = {
+            "named_tool": {"type": "function", "function": {"name": "get_weather"}},
+            "required_tool": "required",
+            "auto_tool": "auto",
+        }[kind]
+    return Call("chat", body, call.seed, stream=call.stream)
 
 
 def completion(index: int, *, temperature: float, top_p: float | None = None) -> Call:

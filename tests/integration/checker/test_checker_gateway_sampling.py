@@ -27,6 +27,7 @@ from inference.transformers_text import TransformersTextEngine
 from miner_server import create_app as create_miner
 from protocol.catalog import resolve_catalog
 from tests.support.checker_suite import Routes
+from tests.support.checker_workloads import constrained
 from tests.support.miner import miner_settings, serving
 from tests.support.redis_fixtures import REDIS_URL
 from tests.support.serving import serve_app
@@ -87,21 +88,31 @@ async def test_sampled_answers_are_checked(
                 temperature=0.0,
                 extra_headers={"x-request-id": "sampled-2"},
             )
+            # A constrained request: the job carries its tools and tool_choice, and the checker
+            # replays the grammar the miner decoded under.
+            forced = constrained(1, "named_tool", temperature=0.7).body
+            reply = await client.chat.completions.create(
+                **forced, extra_headers={"x-request-id": "sampled-3"}
+            )
+            assert reply.choices[0].message.tool_calls
             for _ in range(100):
-                if sampler.enqueued == 2:
+                if sampler.enqueued == 3:
                     break
                 await asyncio.sleep(0.05)
-    assert sampler.enqueued == 2
+    assert sampler.enqueued == 3
     entries = await redis_client.xrange(queue.stream)
     jobs = [decode_job(fields[b"job"]) for _, fields in entries]
     assert [(j.kind, j.request_id, j.organic) for j in jobs] == [
         ("chat", "sampled-1", True),
         ("completion", "sampled-2", True),
+        ("chat", "sampled-3", True),
     ]
     assert all(j.miner.hotkey == miner_wallet.hotkey.ss58_address for j in jobs)
     request = msgspec.json.decode(jobs[0].request)
     assert request["seed"] is not None and request["stream"] is True  # as the miner got it
     assert isinstance(jobs[0].response, TextResponse) and jobs[0].receipt
+    tooled = msgspec.json.decode(jobs[2].request)
+    assert tooled["tool_choice"] == forced["tool_choice"] and tooled["tools"] == forced["tools"]
 
     db = Database.from_url(fresh_sqlite_url)
     worker = CheckWorker(
@@ -132,6 +143,7 @@ async def test_sampled_answers_are_checked(
     assert [(r.request_id, r.quality, r.reason) for r in rows] == [
         ("sampled-1", 1.0, ""),
         ("sampled-2", 1.0, ""),
+        ("sampled-3", 1.0, ""),
     ]
     assert rows[0].work == len(jobs[0].response.choices[0].token_ids)
     assert b"sn19_checker_jobs_total" in worker.metrics.render()

@@ -1,6 +1,7 @@
 """The checker suite: every honest behaviour scores ≥ 0.95 on every job, every cheating
-behaviour ≤ 0.2 on average, over 30 jobs each, through real miner servers, the real gateway
-and a `sn19 checker` process (docs/checker.md has the table these runs produce)."""
+behaviour ≤ 0.2 on average (≤ 0.1 for the cheats on constrained requests), over 30 jobs each,
+through real miner servers, the real gateway and a `sn19 checker` process (docs/checker.md has
+the table these runs produce)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.checker_behaviours import (
+    constrained_behaviours,
     embedding_behaviours,
     image_behaviours,
     text_behaviours,
@@ -28,13 +30,17 @@ def assert_targets(result: SuiteResult) -> None:
             failures.append(f"{row.name}: {len(row.scores)} jobs scored")
         elif row.honest and row.minimum < 0.95:
             failures.append(f"{row.name}: an honest job scored {row.minimum:.3f} ({row.codes})")
-        elif not row.honest and row.mean > 0.2:
+        elif not row.honest and row.mean > row.cheat_mean:
             failures.append(f"{row.name}: a cheat averaged {row.mean:.3f} ({row.codes})")
     assert failures == []
 
 
 async def test_text_behaviours(tmp_path: Path) -> None:
     assert_targets(await run_suite(text_behaviours(JOBS), tmp_path))
+
+
+async def test_constrained_behaviours(tmp_path: Path) -> None:
+    assert_targets(await run_suite(constrained_behaviours(JOBS), tmp_path))
 
 
 async def test_image_behaviours(tmp_path: Path) -> None:

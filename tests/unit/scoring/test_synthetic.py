@@ -8,7 +8,10 @@ from collections import Counter
 import msgspec
 import pytest
 
+from core.miners.structured import check_schema
+from inference.requests import constraint_of
 from protocol.catalog import resolve_catalog
+from protocol.miner import MinerChatRequest
 from protocol.openai.chat import ChatCompletionRequest
 from protocol.openai.completions import CompletionRequest
 from protocol.openai.embeddings import EmbeddingRequest
@@ -103,3 +106,33 @@ def test_image_and_embedding_variety(dev_catalog) -> None:
     assert any(isinstance(e.input, list) for e in embeds)
     assert any(isinstance(e.input, str) for e in embeds)
     assert len({str(e.input) for e in embeds}) >= 250
+
+
+def test_some_chat_requests_are_constrained(dev_catalog) -> None:
+    task = dev_catalog.get("sn19-tiny-chat")
+    assert task.text.tool_format is not None
+    factory = SyntheticFactory(SeedRange(0), rng=random.Random(12))
+    chats = [
+        m.request
+        for m in (factory.make(task) for _ in range(2000))
+        if m.path.endswith("chat/completions")
+    ]
+    kinds: Counter[str] = Counter()
+    for chat in chats:
+        body = msgspec.json.decode(msgspec.json.encode(chat), type=MinerChatRequest)
+        constraint = constraint_of(body, task.text)
+        if chat.response_format is not None:
+            kinds[chat.response_format.type] += 1
+            if chat.response_format.json_schema is not None:
+                check_schema(chat.response_format.json_schema.schema)
+        elif chat.tools:
+            kinds[chat.tool_choice if isinstance(chat.tool_choice, str) else "named"] += 1
+            for tool in chat.tools:
+                check_schema(tool.function.parameters)
+        else:
+            assert constraint is None
+            continue
+        assert chat.stop is None
+        assert (constraint is None) == (chat.tool_choice == "auto")
+    assert set(kinds) == {"json_object", "json_schema", "named", "required", "auto"}
+    assert 0.1 <= sum(kinds.values()) / len(chats) <= 0.2
