@@ -37,3 +37,23 @@ def test_only_accepted_weights_move_the_set_timestamp() -> None:
     assert value("sn19_scoring_weights_run_timestamp_seconds", {"status": "refused"}) == 50.0
     metrics.weights_run("set", 60.0)
     assert value("sn19_scoring_weights_set_timestamp_seconds") == 60.0
+
+
+def test_the_metrics_port_answers_the_containers_healthcheck() -> None:
+    """deploy/compose.yaml's scoring healthcheck asks /healthz on scoring.metrics_port: the
+    exporter answers every path with the metrics."""
+    import urllib.request
+
+    from scoring.metrics import serve_metrics
+    from tests.support.net import free_port
+
+    metrics = ScoringMetrics()
+    metrics.follow_leadership(lambda: True)
+    port = free_port()
+    server = serve_metrics(metrics, "127.0.0.1", port)
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
+            assert response.status == 200
+            assert b"sn19_scoring_leader 1.0" in response.read()
+    finally:
+        server.shutdown()
