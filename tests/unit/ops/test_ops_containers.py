@@ -102,6 +102,15 @@ def test_replicas_as_documented() -> None:
         assert services[name]["deploy"]["replicas"] == 2
 
 
+def test_the_gateways_trust_only_the_proxy() -> None:
+    services = compose()["services"]
+    proxy = services["proxy"]["networks"]["sn19"]["ipv4_address"]
+    env = {
+        k: interpolate(str(v), env_example()) for k, v in services["gateway"]["environment"].items()
+    }
+    assert Settings.from_env(env).web.trusted_proxies == [proxy]
+
+
 @pytest.mark.parametrize("name", sorted(HEALTH_PORT))
 def test_healthchecks_ask_healthz_on_the_configured_port(name: str) -> None:
     service = sn19_services()[name]
