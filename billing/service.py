@@ -73,6 +73,9 @@ class BillingService:
         self.prices = prices
         self._grace = hold_grace_s
         self._clock = clock
+        # Holds the sweeper released after their expiry, since this process started (a hold
+        # should be settled or released by its request; see ``sweep_expired_holds``).
+        self.holds_expired = 0
         # PostgreSQL: per-request holds and settles are single statements (billing.fastpath).
         if fast is None and db.dialect == "postgresql":
             fast = fastpath.EngineConnections(db.engine)
@@ -371,6 +374,7 @@ class BillingService:
                 reason="hold expired (released by the sweeper)",
             )
             released += 0 if settlement.replayed else 1
+        self.holds_expired += released
         if released:
             log.warning("released %d expired hold(s)", released)
         return released

@@ -182,6 +182,9 @@ class ScoringSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     # it); a standby tries to take it every poll interval.
     leader_ttl_s: float = 8.0
     leader_poll_s: float = 1.0
+    # Prometheus metrics on http://<metrics_host>:<metrics_port>/metrics; 0: not served.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 0
     # Synthetic requests: random shift of each send, as a share of the spacing between sends.
     synthetic_jitter: float = 0.25
     # Send the synthetic schedule (scoring.synthetic.sender); off: contenders are tested by organic

@@ -61,6 +61,7 @@ from gateway.hooks import CompletionHub
 from gateway.ids import request_id_from
 from gateway.images.controller import edits_handler, generations
 from gateway.images.files import image_file
+from gateway.metrics import BillingCollector
 from gateway.models.controller import list_models, retrieve_model
 from gateway.openapi.controller import OPENAPI_HANDLERS
 from gateway.provenance import install_provenance
@@ -227,6 +228,8 @@ def create_app(
             install_receipt_auditor(hub, telemetry.registry)
             if billing is not None:
                 install_provenance(hub, billing.usage.receipts)
+                service = billing.service
+                telemetry.registry.register(BillingCollector(lambda: service.holds_expired))
             hub.start()
             push_bounded(stack, "completion hub", hub.stop)
             slots = SlotQueue(

@@ -9,9 +9,11 @@ a ``prometheus_client`` child with cached labels ~2.5 µs.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, Metric
 
 from billing import Usage
 from core.miners import Attempt
@@ -124,3 +126,21 @@ class GatewayMetrics:
     def add(family: _Family, amount: float, *labels: str) -> None:
         if amount:
             family.child(*labels).inc(amount)
+
+
+class BillingCollector:
+    """Billing's counters for this replica's ``/metrics``, read at each scrape: ``expired`` is
+    ``BillingService.holds_expired`` (the sweeper counts there; billing starts before this app's
+    registry exists)."""
+
+    def __init__(self, expired: Callable[[], int]) -> None:
+        self._expired = expired
+
+    def collect(self) -> Iterator[Metric]:
+        expired = CounterMetricFamily(
+            "sn19_billing_holds_expired",
+            "Holds this replica's sweeper released after their expiry: their request neither "
+            "settled nor released them (a crashed gateway, or settles failing).",
+        )
+        expired.add_metric([], self._expired())
+        yield expired

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import timedelta
 
 from core.chain import Chain, ChainUnavailable
@@ -24,6 +25,7 @@ from core.settings import Settings
 from protocol.catalog import Catalog
 from scoring import store
 from scoring.backoff import Backoff, sleep_or_stop
+from scoring.metrics import ScoringMetrics
 from scoring.sync import known_metagraph
 from scoring.weights.formula import TaskInputs, WeightCalculation, calculate
 from scoring.weights.runs import finish_run, parameters, store_run
@@ -40,12 +42,14 @@ class WeightSetter:
         catalog: Catalog,
         settings: Settings,
         backoff: Backoff,
+        metrics: ScoringMetrics | None = None,
     ) -> None:
         self.db = db
         self.chain = chain
         self.catalog = catalog
         self.settings = settings
         self.backoff = backoff
+        self.metrics = metrics or ScoringMetrics()
         self._attempted: int | None = None
 
     async def gather(self) -> tuple[list[TaskInputs], dict[str, int], int | None]:
@@ -105,6 +109,7 @@ class WeightSetter:
         """Set the run's weights on chain; returns the run's final status."""
         if calc.all_zero:
             await finish_run(self.db, run_id, status="skipped", message="every weight is zero")
+            self.metrics.weights_run("skipped", time.time())
             log.info("weights run %d: nothing to set (every weight is zero)", run_id)
             return "skipped"
         configured = self.settings.scoring.weights_version_key
@@ -116,6 +121,7 @@ class WeightSetter:
             )
         except ChainUnavailable as exc:
             await finish_run(self.db, run_id, status="unavailable", message=str(exc))
+            self.metrics.weights_run("unavailable", time.time())
             raise
         status = "set" if result.success else "refused"
         await finish_run(
@@ -126,6 +132,7 @@ class WeightSetter:
             version_key=version,
             block=result.block,
         )
+        self.metrics.weights_run(status, time.time())
         level = logging.INFO if result.success else logging.WARNING
         log.log(
             level, "weights run %d %s at block %s: %s", run_id, status, result.block, result.message

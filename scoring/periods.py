@@ -31,6 +31,7 @@ from scoring.contenders import PeriodView, plan_contenders, routes_for
 from scoring.counters import ContenderCounters, Counts
 from scoring.discovery import fetch_capacities
 from scoring.health import MinerHealthProbe
+from scoring.metrics import ScoringMetrics
 from scoring.routes import MinerRoute, RouteStore
 from scoring.sync import MetagraphSync
 
@@ -56,6 +57,7 @@ class PeriodManager:
         backoff: Backoff,
         rng: random.Random | None = None,
         health: MinerHealthProbe | None = None,
+        metrics: ScoringMetrics | None = None,
     ) -> None:
         self.db = db
         self.sync = sync
@@ -69,6 +71,7 @@ class PeriodManager:
         self.backoff = backoff
         self.rng = rng or random.Random()
         self.health = health
+        self.metrics = metrics or ScoringMetrics()
         self._degraded: set[tuple[str, str]] = set()
 
     @property
@@ -196,4 +199,7 @@ class PeriodManager:
         ttl = 2 * self.period_s + 30
         for task_id, task_routes in routes.items():
             await self.routes.publish(task_id, task_routes, ttl_s=ttl)
-        return {task_id: len(task_routes) for task_id, task_routes in routes.items()}
+        counts = {task_id: len(task_routes) for task_id, task_routes in routes.items()}
+        enabled = (task.id for task in self.catalog.enabled())
+        self.metrics.published(enabled, counts, time.time())
+        return counts

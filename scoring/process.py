@@ -48,6 +48,7 @@ from scoring.contenders import PeriodView
 from scoring.counters import ContenderCounters
 from scoring.health import MinerHealthProbe
 from scoring.leader import LeaderLock, Leadership, instance_token
+from scoring.metrics import ScoringMetrics, serve_metrics
 from scoring.onchain import WeightSetter
 from scoring.periods import PeriodManager
 from scoring.routes import RouteStore
@@ -218,8 +219,14 @@ async def run(
         return Backoff(initial_s=settings.chain.retry_initial_s, max_s=settings.chain.retry_max_s)
 
     sync = MetagraphSync(db, chain, backoff=backoff())
+    metrics = ScoringMetrics()
     counters = ContenderCounters.from_settings(redis, settings)
     resources = AsyncExitStack()
+    if settings.scoring.metrics_port:
+        server = await asyncio.to_thread(
+            serve_metrics, metrics, settings.scoring.metrics_host, settings.scoring.metrics_port
+        )
+        resources.callback(server.shutdown)
     health = MinerHealthProbe(timeout_s=settings.gateway.connect_timeout_s + 2.0)
     resources.push_async_callback(health.close)
     if sender is None and settings.scoring.synthetic_enabled:
@@ -245,10 +252,16 @@ async def run(
             opened_by=token,
             backoff=backoff(),
             health=health,
+            metrics=metrics,
         ),
         sync=sync,
         weights=WeightSetter(
-            db=db, chain=chain, catalog=catalog, settings=settings, backoff=backoff()
+            db=db,
+            chain=chain,
+            catalog=catalog,
+            settings=settings,
+            backoff=backoff(),
+            metrics=metrics,
         ),
         claims=SlotClaims(redis, counters),
         catalog=catalog,
@@ -261,6 +274,7 @@ async def run(
         poll_s=scoring.leader_poll_s,
         ttl_s=scoring.leader_ttl_s,
     )
+    metrics.follow_leadership(lambda: leadership.is_leader)
     log.info(
         "scoring process %s started as %s (period %.0fs, chain %s)",
         token,

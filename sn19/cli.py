@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "operators": ("sn19.commands.operators", "Manage dashboard operators (staff users)."),
     "config": ("sn19.commands.config", "Show the effective settings."),
     "doctor": ("sn19.commands.doctor", "Check the settings against the machine."),
+    "init": ("sn19.commands.init", "Write a settings file and create the wallet."),
 }
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+import time
+from pathlib import Path
 
 import click
 
@@ -10,6 +12,7 @@ from billing.components import Billing
 from billing.format import format_time, render_table
 from billing.ledger import VerifyReport
 from billing.money import format_credits
+from billing.verify_metrics import write_verify_metrics
 from sn19.commands.db import config_option, run_billing
 
 
@@ -21,13 +24,22 @@ def command() -> None:
 @command.command("verify")
 @config_option
 @click.option("--account", "accounts", type=int, multiple=True, help="Only these accounts.")
-def verify(config_file: str | None, accounts: tuple[int, ...]) -> None:
+@click.option(
+    "--metrics-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the result as Prometheus metrics to this file (node_exporter's textfile "
+    "collector; docs/operations.md).",
+)
+def verify(config_file: str | None, accounts: tuple[int, ...], metrics_file: Path | None) -> None:
     """Check balance == SUM(ledger), the running balances and every hold; exit 1 on any problem."""
 
     async def action(billing: Billing) -> VerifyReport:
         return await billing.accounts.verify(list(accounts) or None)
 
     report = run_billing(config_file, action, use_redis=False)
+    if metrics_file is not None:
+        write_verify_metrics(report, metrics_file, time.time())
     click.echo(f"checked {report.accounts} account(s), {report.entries} ledger entries")
     if report.ok:
         click.echo("OK: every balance equals its ledger; every hold is consistent")

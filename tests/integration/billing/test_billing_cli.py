@@ -37,7 +37,7 @@ def test_commands_before_upgrade_say_so(config: str) -> None:
     assert result.exit_code == 1 and "sn19 db upgrade" in result.output
 
 
-def test_full_workflow(config: str) -> None:
+def test_full_workflow(config: str, tmp_path: Path) -> None:
     head = head_revision()
     assert f"upgraded (empty) -> {head}" in run(config, "db", "upgrade").output
     assert f"already at {head}" in run(config, "db", "upgrade").output
@@ -109,8 +109,10 @@ def test_full_workflow(config: str) -> None:
 
     ledger = run(config, "ledger", "show", "1").output
     assert "operator:" in ledger and "alice" in ledger and "rounding" in ledger
-    verify = run(config, "ledger", "verify").output
+    textfile = tmp_path / "ledger.prom"
+    verify = run(config, "ledger", "verify", "--metrics-file", str(textfile)).output
     assert "OK" in verify
+    assert "sn19_ledger_verify_ok 1.0" in textfile.read_text()
 
     out = run(config, "accounts", "suspend", "1").output
     assert "suspended" in out
@@ -125,6 +127,11 @@ def test_verify_fails_on_a_corrupted_ledger(config: str, tmp_path: Path) -> None
     run(config, "accounts", "create", "victim", "--credits", "1")
     with sqlite3.connect(tmp_path / "data" / "sn19.db") as connection:
         connection.execute("UPDATE accounts SET balance = balance + 5")
-    result = run(config, "ledger", "verify", ok=False)
+    textfile = tmp_path / "ledger.prom"
+    result = run(config, "ledger", "verify", "--metrics-file", str(textfile), ok=False)
     assert result.exit_code == 1
     assert "BALANCE MISMATCHES" in result.output and "FAILED" in result.output
+    # What the SN19LedgerVerifyFailed alert reads (node_exporter's textfile collector).
+    metrics = textfile.read_text()
+    assert "sn19_ledger_verify_ok 0.0" in metrics
+    assert 'sn19_ledger_verify_problems{kind="balance_mismatch"} 1.0' in metrics

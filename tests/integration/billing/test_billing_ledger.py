@@ -204,8 +204,11 @@ async def test_sweeper_releases_expired_holds_only(
     )
     fresh = await billing.service.hold(ctx, chat_task, estimate_chat(100, 100), request_id="fresh")
     assert fresh.expires_at > utcnow() + timedelta(seconds=chat_task.timeouts.total_s)
+    counted = billing.service.holds_expired
     released = await billing.service.sweep_expired_holds()
     assert released >= 1
+    # What the SN19HoldsExpiringUnreleased alert reads (sn19_billing_holds_expired_total).
+    assert billing.service.holds_expired == counted + released
     async with db.read() as session:
         statuses = dict(
             (

@@ -190,6 +190,13 @@ async def test_kill_9_leaves_holds_that_the_sweeper_releases(replicas: Replicas)
         return (await _holds(replicas.db, account_id)) == {"expired": 10}
 
     await _until(swept, 30, "the survivor's sweeper did not release the dead gateway's holds")
+    # The survivor says so on /metrics (the SN19HoldsExpiringUnreleased alert).
+    async with aiohttp.ClientSession() as session, session.get(survivor.url + "/metrics") as got:
+        exposition = await got.text()
+    [line] = [
+        x for x in exposition.splitlines() if x.startswith("sn19_billing_holds_expired_total")
+    ]
+    assert float(line.split()[-1]) >= 10
     async with replicas.db.read() as session:
         balance = (
             await session.execute(select(Account.balance).where(Account.id == account_id))

@@ -70,10 +70,15 @@ async def test_a_degraded_miner_is_not_routed_until_it_recovers(
 
             everyone = {m.hotkey for m in miners}
             assert await routed() == everyone
+            # What the SN19TaskWithoutRoutes alert reads: every enabled task, 0 when unrouted.
+            registry = periods.metrics.registry
+            assert registry.get_sample_value("sn19_scoring_routes", {"task": CHAT}) == 2
+            assert registry.get_sample_value("sn19_scoring_routes_published_timestamp_seconds")
 
             await upstream.close()
             await asyncio.sleep(TTL_S * 2)
             assert await routed() == {miners[1].hotkey}
+            assert registry.get_sample_value("sn19_scoring_routes", {"task": CHAT}) == 1
             health = await probe.one(miners[0].url)
             assert health is not None and health.status == "degraded"
             assert health.degraded == [CHAT]

@@ -144,9 +144,19 @@ async def test_weights_are_computed_stored_set_and_explained(
         settings=settings_for(db_url, chain.path, weights_version_key=61000),
         backoff=Backoff(initial_s=0.05, max_s=0.1),
     )
+    registry = setter.metrics.registry
+    assert registry.get_sample_value("sn19_scoring_weights_set_timestamp_seconds") == 0
+    before = time.time()
     assert await setter.step() == "set"
     (record,) = chain.weight_history()
     assert record.hotkey == VALIDATOR and record.uids == [1, 2] and record.version_key == 61000
+    # What the SN19WeightsNotSet alert reads (deploy/prometheus/alerts.yml).
+    set_at = registry.get_sample_value("sn19_scoring_weights_set_timestamp_seconds")
+    assert set_at is not None and set_at >= before
+    assert (
+        registry.get_sample_value("sn19_scoring_weights_run_timestamp_seconds", {"status": "set"})
+        == set_at
+    )
     assert max(record.weights) == 65535
 
     run = await load_run(scoring_db)
@@ -189,6 +199,11 @@ async def test_new_validator_with_no_scores_sets_nothing(
     )
     assert await setter.step() == "skipped"
     assert chain.weight_history() == []
+    registry = setter.metrics.registry
+    assert registry.get_sample_value("sn19_scoring_weights_set_timestamp_seconds") == 0
+    assert registry.get_sample_value(
+        "sn19_scoring_weights_run_timestamp_seconds", {"status": "skipped"}
+    )
     assert (await load_run(scoring_db)).status == "skipped"
 
 
