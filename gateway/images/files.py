@@ -26,7 +26,8 @@ from gateway.state import Gateway
 FILES = "/v1/images/files/{name:str}"
 FILES_PREFIX = "/v1/images/files/"
 MEDIA = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
-_NAME = re.compile(r"^([A-Za-z0-9_-]{43})\.(png|jpeg|webp)$")
+NAME_PATTERN = r"^([A-Za-z0-9_-]{43})\.(png|jpeg|webp)$"
+_NAME = re.compile(NAME_PATTERN)
 
 
 class ImageStoreUnavailable(AppError):

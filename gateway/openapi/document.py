@@ -34,7 +34,7 @@ from gateway.embeddings.controller import ROUTE as EMBEDDINGS
 from gateway.embeddings.service import REQUEST as EMBEDDING_REQUEST
 from gateway.health import Health
 from gateway.images.controller import EDITS, GENERATIONS
-from gateway.images.files import FILES_PREFIX
+from gateway.images.files import FILES_PREFIX, NAME_PATTERN
 from gateway.images.service import GENERATION_REQUEST
 from gateway.requests.controller import RequestProvenance
 from gateway.responses.controller import REQUEST as RESPONSES_REQUEST
@@ -65,6 +65,7 @@ class Operation:
     optional_files: tuple[str, ...] = ()
     query: Any = None  # a Struct of query parameters
     path_params: tuple[str, ...] = ()
+    path_pattern: str | None = None  # what the path parameters must match, when they must
     response: Any = None  # the 200 JSON body
     stream: Any = None  # the SSE chunk, when the body asks "stream": true
     stream_text: str = ""  # how the stream is framed, when not `data:` chunks then [DONE]
@@ -135,6 +136,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "images",
         auth=False,
         path_params=("name",),
+        path_pattern=NAME_PATTERN,
         media="image/png",
     ),
     Operation("get", "/v1/models", "List the models", "models", response=ModelList),
@@ -249,8 +251,11 @@ def _operation(op: Operation, schemas: dict[Any, Any], components: dict[str, Any
         "tags": [op.tag],
         "security": [{"apiKey": []}] if op.auth else [],
     }
+    path_schema: dict[str, Any] = {"type": "string", "minLength": 1}
+    if op.path_pattern is not None:
+        path_schema["pattern"] = op.path_pattern
     parameters = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
+        {"name": name, "in": "path", "required": True, "schema": path_schema}
         for name in op.path_params
     ]
     if op.query is not None:
