@@ -1,0 +1,82 @@
+"""The checker suite's forward-engine behaviours: a real miner server whose ``forward`` engine
+talks to a vLLM-format upstream (``tests.support.cheat_server``) that is honest (float32 or
+bfloat16) or cheats (fabricated logprobs, replay, changed sampling).
+
+Requests are chat, streamed or not, 24-96 tokens; ``grid`` walks temperature 0, 0.2, 0.7, 1 and
+top_p 1, 0.9; a cheat gets the requests where its change matters (e.g. ``greedy`` only
+temperatures > 0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from tests.support.cheat_server import ForwardCheatEngine, Mode
+from tests.support.checker_workloads import CHAT, Behaviour, Call, chat
+
+LENGTHS = (24, 48, 96, 64)
+
+
+def grid(index: int) -> Call:
+    temperature = (0.0, 0.2, 0.7, 1.0)[index % 4]
+    top_p = (None, 0.9)[(index // 4) % 2]
+    return chat(
+        index,
+        temperature=temperature,
+        top_p=top_p,
+        max_tokens=LENGTHS[(index // 2) % 4],
+        seed_base=7000,
+    )
+
+
+def sampled(index: int) -> Call:
+    """Temperatures 0.7, 1, 1.5: where the model's tokens are not all near-certain."""
+    temperature = (0.7, 1.0, 1.5)[index % 3]
+    return chat(index, temperature=temperature, max_tokens=LENGTHS[index % 4], seed_base=8000)
+
+
+def at(temperature: float, top_p: float | None = None) -> Callable[[int], Call]:
+    def calls(index: int) -> Call:
+        return chat(
+            index,
+            temperature=temperature,
+            top_p=top_p,
+            max_tokens=LENGTHS[index % 4],
+            seed_base=9000,
+        )
+
+    return calls
+
+
+def _behaviour(
+    name: str,
+    mode: Mode,
+    calls: Callable[[int], Call],
+    jobs: int,
+    note: str,
+    dtype: str = "float32",
+) -> Behaviour:
+    return Behaviour(
+        f"forward {name}",
+        mode == "honest",
+        CHAT,
+        calls,
+        lambda: ForwardCheatEngine(mode, dtype),
+        jobs=jobs,
+        note=note,
+    )
+
+
+def forward_behaviours(jobs: int = 10) -> list[Behaviour]:
+    return [
+        _behaviour("honest float32", "honest", grid, jobs, "T 0-1, top_p 1/0.9"),
+        _behaviour("honest bfloat16", "honest", grid, jobs, "T 0-1, top_p 1/0.9", "bfloat16"),
+        _behaviour("logprobs constant", "constant", sampled, jobs, "every logprob -0.001"),
+        _behaviour("logprobs shifted", "shifted", sampled, jobs, "half the true logprob"),
+        _behaviour("logprobs shuffled", "shuffled", sampled, jobs, "permuted between positions"),
+        _behaviour("replay", "replay", grid, jobs, "the previous request's completion"),
+        _behaviour("greedy at T>0", "greedy", at(1.0), jobs, "T=1 asked, 0 served"),
+        _behaviour("sampling at T=0", "sampling", at(0.0), jobs, "T=0 asked, 1 served"),
+        _behaviour("temperature halved", "half_temperature", at(1.0), jobs, "T=1 asked"),
+        _behaviour("top_p tighter", "tight_top_p", at(1.0), jobs, "top_p=1 asked, 0.5 served"),
+    ]
