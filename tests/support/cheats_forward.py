@@ -2,9 +2,9 @@
 talks to a vLLM-format upstream (``tests.support.cheat_server``) that is honest (float32 or
 bfloat16) or cheats (fabricated logprobs, replay, changed sampling).
 
-Requests are chat, streamed or not, 24-96 tokens; ``grid`` walks temperature 0, 0.2, 0.7, 1 and
+Requests are chat, streamed or not; ``grid`` (24-96 tokens) walks temperature 0, 0.2, 0.7, 1 and
 top_p 1, 0.9; a cheat gets the requests where its change matters (e.g. ``greedy`` only
-temperatures > 0).
+temperatures > 0), longer (96-512 tokens) so that a job carries evidence.
 """
 
 from __future__ import annotations
@@ -15,6 +15,9 @@ from tests.support.cheat_server import ForwardCheatEngine, Mode
 from tests.support.checker_workloads import CHAT, Behaviour, Call, chat
 
 LENGTHS = (24, 48, 96, 64)
+# Cheats need evidence: informative positions (not near-certain tokens), so longer answers.
+MEDIUM = (96, 128, 192, 256)
+LONG = (192, 256, 384, 512)
 
 
 def grid(index: int) -> Call:
@@ -32,16 +35,15 @@ def grid(index: int) -> Call:
 def sampled(index: int) -> Call:
     """Temperatures 0.7, 1, 1.5: where the model's tokens are not all near-certain."""
     temperature = (0.7, 1.0, 1.5)[index % 3]
-    return chat(index, temperature=temperature, max_tokens=LENGTHS[index % 4], seed_base=8000)
+    return chat(index, temperature=temperature, max_tokens=MEDIUM[index % 4], seed_base=8000)
 
 
-def at(temperature: float, top_p: float | None = None) -> Callable[[int], Call]:
+def at(temperature: float, lengths: tuple[int, ...] = LENGTHS) -> Callable[[int], Call]:
     def calls(index: int) -> Call:
         return chat(
             index,
             temperature=temperature,
-            top_p=top_p,
-            max_tokens=LENGTHS[index % 4],
+            max_tokens=lengths[index % len(lengths)],
             seed_base=9000,
         )
 
@@ -68,15 +70,18 @@ def _behaviour(
 
 
 def forward_behaviours(jobs: int = 10) -> list[Behaviour]:
+    """Honest upstreams get twice ``jobs`` (every temperature of the grid five times at 10)."""
     return [
-        _behaviour("honest float32", "honest", grid, jobs, "T 0-1, top_p 1/0.9"),
-        _behaviour("honest bfloat16", "honest", grid, jobs, "T 0-1, top_p 1/0.9", "bfloat16"),
+        _behaviour("honest float32", "honest", grid, 2 * jobs, "T 0-1, top_p 1/0.9"),
+        _behaviour("honest bfloat16", "honest", grid, 2 * jobs, "T 0-1, top_p 1/0.9", "bfloat16"),
         _behaviour("logprobs constant", "constant", sampled, jobs, "every logprob -0.001"),
         _behaviour("logprobs shifted", "shifted", sampled, jobs, "half the true logprob"),
         _behaviour("logprobs shuffled", "shuffled", sampled, jobs, "permuted between positions"),
         _behaviour("replay", "replay", grid, jobs, "the previous request's completion"),
-        _behaviour("greedy at T>0", "greedy", at(1.0), jobs, "T=1 asked, 0 served"),
-        _behaviour("sampling at T=0", "sampling", at(0.0), jobs, "T=0 asked, 1 served"),
-        _behaviour("temperature halved", "half_temperature", at(1.0), jobs, "T=1 asked"),
-        _behaviour("top_p tighter", "tight_top_p", at(1.0), jobs, "top_p=1 asked, 0.5 served"),
+        _behaviour("greedy at T>0", "greedy", at(1.0, LONG), jobs, "T=1 asked, 0 served"),
+        _behaviour("sampling at T=0", "sampling", at(0.0, LONG), jobs, "T=0 asked, 1 served"),
+        _behaviour("temperature halved", "half_temperature", at(1.5, LONG), jobs, "T=1.5 asked"),
+        _behaviour(
+            "top_p tighter", "tight_top_p", at(1.5, LONG), jobs, "T=1.5, top_p=1 asked, 0.5 served"
+        ),
     ]

@@ -24,7 +24,7 @@ async def test_forward_behaviours(tmp_path: Path) -> None:
     for row in result.rows:
         summary = f"{row.name}: mean {row.mean:.3f}, min {row.minimum:.3f} ({dict(row.codes)})"
         print(summary)
-        if len(row.scores) < JOBS:
+        if len(row.scores) < (2 * JOBS if row.honest else JOBS):
             failures.append(f"{row.name}: {len(row.scores)} jobs scored")
         elif row.honest and row.minimum < 0.95 or not row.honest and row.mean > 0.1:
             failures.append(summary)
