@@ -7,7 +7,7 @@ the checker runs it. Honest controls generate chat completions from the same wei
 torch thread count. For every delivered token the script compares, against the reference's
 teacher-forced pass:
 
-- the reported logprob (``|Δ log p|``, per reference-probability bin, and the worst);
+- the reported logprob (``abs(Δ log p)``, per reference-probability bin, and the worst);
 - the reference gap below the argmax at temperature 0 (what ``greedy_tolerance`` must absorb);
 - the largest raw-logprob disagreement over the control's own top tokens (its teacher-forced
   pass against the reference), the logit margin the tie rules use.
@@ -126,8 +126,8 @@ async def measure(
     torch.set_num_threads(1)
     by_bin: dict[tuple[float, float], list[float]] = {b: [] for b in BINS}
     worst = (0.0, 0.0)
-    # |Δ log p| / (1 - min(p_ref, p_reported)): the logit-scale error behind it (see
-    # checker.logprobs); and |Δ log p| where both probabilities exceed 0.999.
+    # abs(Δ log p) / (1 - min(p_ref, p_reported)): the logit-scale error behind it (see
+    # checker.logprobs); and abs(Δ log p) where both probabilities exceed 0.999.
     scaled: list[float] = []
     certain: list[float] = []
     greedy_gaps: list[float] = []
@@ -187,7 +187,7 @@ async def measure(
         margins += torch.where(near, gaps, 0.0).max(dim=1).values.tolist()
     tokens = sum(len(one.token_ids) for one in completions)
     print(f"\n## {name}: {len(completions)} completions, {tokens} tokens")
-    print("| reference p | tokens | median |Δ log p| | p99 | max |")
+    print("| reference p | tokens | median abs(Δ log p) | p99 | max |")
     print("|---|---|---|---|---|")
     for (low, high), diffs in by_bin.items():
         label = f"[{low:g}, {min(high, 1.0):g}{']' if high > 1 else ')'}"
@@ -195,7 +195,7 @@ async def measure(
             f"| {label} | {len(diffs)} | {quantile(diffs, 0.5):.4f} | "
             f"{quantile(diffs, 0.99):.4f} | {max(diffs, default=float('nan')):.4f} |"
         )
-    print(f"worst |Δ log p| {worst[0]:.4f} (reference p {worst[1]:.3g})")
+    print(f"worst abs(Δ log p) {worst[0]:.4f} (reference p {worst[1]:.3g})")
     print(
         "| reports | completions with informative positions | mean excess: median | p90 "
         "| max | min | signed: min | median | max |"
@@ -211,8 +211,8 @@ async def measure(
             f"| {max(signed, default=0.0):.3f} |"
         )
     print(
-        f"|Δ log p| / (1 - min p): p99 {quantile(scaled, 0.99):.4f}, max "
-        f"{max(scaled, default=0.0):.4f}; |Δ log p| where both p > 0.999: max "
+        f"abs(Δ log p) / (1 - min p): p99 {quantile(scaled, 0.99):.4f}, max "
+        f"{max(scaled, default=0.0):.4f}; abs(Δ log p) where both p > 0.999: max "
         f"{max(certain, default=0.0):.5f} ({len(certain)} tokens)"
     )
     print(
