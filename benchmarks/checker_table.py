@@ -7,7 +7,11 @@ jobs per behaviour, prints the table and writes it into ``docs/checker.md`` betw
 the cheats on constrained requests).
 
     .venv/bin/python benchmarks/checker_table.py [--jobs 30] \
-        [--only text|constrained|image|embedding]
+        [--only text|constrained|image|embedding|forward]
+
+``--only forward`` runs the forward-engine miners (``tests.support.cheats_forward``: honest
+float32/bfloat16 upstreams and cheating ones behind the ``forward`` engine) and writes their
+table between the ``checker-forward-table`` markers.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.support.cheats_forward import forward_behaviours  # noqa: E402
 from tests.support.checker_behaviours import (  # noqa: E402
     all_behaviours,
     constrained_behaviours,
@@ -35,6 +40,8 @@ from tests.support.checker_suite import Row, SuiteResult, run_suite  # noqa: E40
 
 DOC = ROOT / "docs" / "checker.md"
 START, END = "<!-- checker-table:start -->", "<!-- checker-table:end -->"
+# ``--only forward``: forward-engine miners (tests.support.cheats_forward), their own table.
+FORWARD = ("<!-- checker-forward-table:start -->", "<!-- checker-forward-table:end -->")
 
 
 def verdict(row: Row) -> str:
@@ -53,8 +60,8 @@ def table(result: SuiteResult, jobs: int, only: str | None = None) -> str:
         target = "min ≥ 0.95" if row.honest else f"mean ≤ {row.cheat_mean:g}"
         lines.append(
             f"| {row.name} | {'yes' if row.honest else 'no'} | {len(row.scores)} | "
-            f"{row.mean:.3f} | {row.minimum:.3f} | {target} | {verdict(row)} | {codes} | "
-            f"{row.note} |"
+            f"{row.mean:.3f} | {row.minimum:.3f} | {target} | {verdict(row)} | "
+            f"{codes} | {row.note} |"
         )
     stamp = time.strftime("%Y-%m-%d", time.gmtime())
     lines.append("")
@@ -68,18 +75,18 @@ def table(result: SuiteResult, jobs: int, only: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def write(text: str) -> None:
+def write(text: str, start: str = START, end: str = END) -> None:
     document = DOC.read_text("utf-8")
-    head, _, rest = document.partition(START)
-    _, _, tail = rest.partition(END)
-    DOC.write_text(f"{head}{START}\n{text}\n{END}{tail}", "utf-8")
+    head, _, rest = document.partition(start)
+    _, _, tail = rest.partition(end)
+    DOC.write_text(f"{head}{start}\n{text}\n{end}{tail}", "utf-8")
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=30)
     parser.add_argument(
-        "--only", choices=["text", "constrained", "image", "embedding"], default=None
+        "--only", choices=["text", "constrained", "image", "embedding", "forward"], default=None
     )
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
@@ -90,6 +97,7 @@ async def main() -> None:
         "constrained": constrained_behaviours,
         "image": image_behaviours,
         "embedding": embedding_behaviours,
+        "forward": forward_behaviours,
     }[args.only]
     with tempfile.TemporaryDirectory(prefix="checker-table-") as directory:
         result = await run_suite(pick(args.jobs), Path(directory))
@@ -97,8 +105,8 @@ async def main() -> None:
     print(text)
     for error in result.errors[:10]:
         print("request error:", error)
-    if not args.no_write and args.only is None:
-        write(text)
+    if not args.no_write and args.only in (None, "forward"):
+        write(text, *(FORWARD if args.only == "forward" else (START, END)))
         print(f"written to {DOC.relative_to(ROOT)}")
 
 

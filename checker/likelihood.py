@@ -22,8 +22,13 @@ Under a constraint the raw logprobs come with the grammar's forbidden tokens at 
 is then the constrained distribution (renormalised over the allowed tokens before temperature
 and top_p, as the miner samples), and every quantity above is over the allowed tokens only.
 
+Below ``tie_temperature`` the tokens within the reference's numerical uncertainty of the top one
+(``logit_margin`` raw nats) are one outcome: at a low temperature an honest machine's rounding
+reorders them and moves their tempered probabilities by a factor up to exp(margin / T).
+
 Tokens outside the nucleus (top_p < 1) are a hard failure unless they are within the
-numerical tolerance of its boundary (``boundary_tolerance``); at such a position the nucleus is
+numerical tolerance of its boundary (``boundary_tolerance``, and tokens whose raw logit leads
+the delivered one's by at most ``logit_margin`` count as ties); at such a position the nucleus is
 widened to every token at least as likely as the delivered one, and the statistics use it.
 """
 
@@ -104,9 +109,15 @@ def position_stats(
     top_p: float,
     boundary_tolerance: float,
     eos: frozenset[int] = frozenset(),
+    logit_margin: float = 0.0,
+    tie_margin: float = 0.0,
 ) -> PositionStats:
     """Statistics of one choice from its reference raw logprobs ``[L, V]`` and token ids
-    ``[L]`` (``temperature > 0``). Positions outside the nucleus are listed in ``outside``."""
+    ``[L]`` (``temperature > 0``). Positions outside the nucleus are listed in ``outside``.
+
+    With ``tie_margin`` > 0 the tokens whose raw logit is within it of the position's top one
+    are one outcome (a tie: the reference cannot order them better than an honest machine's
+    rounding); the statistics are those of that coarser draw, still exact under the reference."""
     import torch
 
     rows, vocab = int(raw_logprobs.shape[0]), int(raw_logprobs.shape[1])
@@ -128,21 +139,22 @@ def position_stats(
     for start in range(0, rows, step):
         chunk = raw_logprobs[start : start + step]
         chosen = tokens[start : start + step].long().unsqueeze(1)
-        kept = _nucleus(chunk, chosen, temperature, top_p, boundary_tolerance, start)
+        kept = _nucleus(chunk, chosen, temperature, top_p, boundary_tolerance, start, logit_margin)
         outside += kept.outside
         widened += kept.widened
         masked = torch.where(
             kept.mask, torch.log_softmax(chunk.double() / temperature, -1), neg_inf
         )
         log_q = masked - torch.logsumexp(masked, dim=1, keepdim=True)
-        q = log_q.exp()
-        finite_log_q = torch.where(kept.mask, log_q, 0.0)
+        atoms, log_atoms, chosen_log_q = _merge_ties(chunk, chosen, log_q, kept.mask, tie_margin)
+        q = log_atoms.exp()
+        finite_log_q = torch.where(atoms, log_atoms, 0.0)
         entropy = -(q * finite_log_q).sum(dim=1)
         variance = ((q * finite_log_q.square()).sum(dim=1) - entropy.square()).clamp_min(0.0)
         # log Z(λ) = logsumexp((1 - λ) log q) over the nucleus, for every λ at once.
-        weighted = (1.0 - lambdas).view(-1, 1, 1) * log_q.unsqueeze(0)
-        log_z = torch.logsumexp(torch.where(kept.mask.unsqueeze(0), weighted, neg_inf), dim=2)
-        parts["log_q"].append(log_q.gather(1, chosen).squeeze(1))
+        weighted = (1.0 - lambdas).view(-1, 1, 1) * log_atoms.unsqueeze(0)
+        log_z = torch.logsumexp(torch.where(atoms.unsqueeze(0), weighted, neg_inf), dim=2)
+        parts["log_q"].append(chosen_log_q)
         parts["entropy"].append(entropy)
         parts["variance"].append(variance)
         parts["z"].append(log_z)
@@ -164,6 +176,32 @@ def position_stats(
     )
 
 
+def _merge_ties(
+    chunk: torch.Tensor,
+    chosen: torch.Tensor,
+    log_q: torch.Tensor,
+    mask: torch.Tensor,
+    tie_margin: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The outcomes of each position (a mask), their log probabilities, and the delivered
+    outcome's: the tokens within ``tie_margin`` raw nats of the top one merged into it."""
+    import torch
+
+    chosen_log_q = log_q.gather(1, chosen).squeeze(1)
+    if tie_margin <= 0:
+        return mask, log_q, chosen_log_q
+    top = chunk.max(dim=1, keepdim=True)
+    tied = mask & (chunk >= top.values - tie_margin)
+    neg_inf = torch.tensor(-math.inf, dtype=log_q.dtype)
+    tied_mass = torch.logsumexp(torch.where(tied, log_q, neg_inf), dim=1)
+    first = torch.zeros_like(mask).scatter_(1, top.indices, True)
+    folded = tied & ~first
+    atoms = mask & ~folded
+    log_atoms = torch.where(first, tied_mass.unsqueeze(1), torch.where(folded, neg_inf, log_q))
+    chosen_log_q = torch.where(tied.gather(1, chosen).squeeze(1), tied_mass, chosen_log_q)
+    return atoms, log_atoms, chosen_log_q
+
+
 @dataclass
 class _Nucleus:
     mask: torch.Tensor
@@ -178,9 +216,13 @@ def _nucleus(
     top_p: float,
     tolerance: float,
     offset: int,
+    logit_margin: float = 0.0,
 ) -> _Nucleus:
     """The tokens each position may draw (``sampling_distribution``'s nucleus), widened at a
-    position whose delivered token lies outside it only by the boundary tolerance."""
+    position whose delivered token lies outside it only by the boundary tolerance. A token
+    counts as clearly more likely than the delivered one when its raw logit leads by more than
+    ``logit_margin`` (the reference's own numerical uncertainty) and its probability by more
+    than ``NUCLEUS_RATIO``."""
     import torch
 
     if top_p >= 1.0:
@@ -194,7 +236,8 @@ def _nucleus(
         return _Nucleus(mask, outside, widened)
     probs = torch.softmax(chunk.double() / temperature, dim=-1)
     chosen_p = probs.gather(1, chosen)
-    above = torch.where(probs > chosen_p * NUCLEUS_RATIO, probs, 0.0).sum(dim=1)
+    ratio = max(NUCLEUS_RATIO, math.exp(min(logit_margin / temperature, 700.0)))
+    above = torch.where(probs > chosen_p * ratio, probs, 0.0).sum(dim=1)
     for row in torch.nonzero(~inside).flatten().tolist():
         if bool(above[row] < top_p + tolerance):
             mask[row] |= probs[row] >= chosen_p[row]

@@ -19,7 +19,8 @@ Order (the first failing rule decides, cheapest first):
 6. temperature 0: every token is the reference argmax up to ``greedy_tolerance`` nats;
    temperature > 0: every token is inside the top_p nucleus (up to ``top_p_tolerance``), and
    the likelihood test (``checker.likelihood``) does not reject at ``likelihood_alpha``;
-7. the reported logprobs (the model's own, unmasked) agree with the unmasked reference: mean
+7. every reported logprob (the model's own, unmasked) is within the honest numerical tolerance
+   of the unmasked reference's (``checker.logprobs``), and they agree on average: mean
    |p_ref − p_miner| ≤ 0.125 → 1.0, linearly to 0.5 at 0.25, 0 beyond (the task's
    ``logprob_*_credit``) — the quality.
 """
@@ -31,6 +32,7 @@ import math
 from typing import TYPE_CHECKING, Any, Protocol
 
 from checker.likelihood import Likelihood, PositionStats, combine, position_stats
+from checker.logprobs import excess_failure, job_excess, worst_disagreement
 from checker.outcome import CheckOutcome, failed, passed
 from core.checks import TextChoice, TextResponse
 from inference.base import EngineInputError, TextRequest
@@ -285,7 +287,14 @@ def _judge(
         stats: list[PositionStats] = []
         for choice, raw, ids in zip(choices, raws, tokens, strict=True):
             one = position_stats(
-                raw, ids, request.temperature, request.top_p, spec.top_p_tolerance, eos
+                raw,
+                ids,
+                request.temperature,
+                request.top_p,
+                spec.top_p_tolerance,
+                eos,
+                logit_margin=spec.logit_margin,
+                tie_margin=spec.logit_margin if request.temperature < spec.tie_temperature else 0,
             )
             if one.outside:
                 evidence["outside_positions"] = one.outside[:16]
@@ -313,8 +322,26 @@ def _judge(
                 evidence,
             )
         sequential = {"greedy": likelihood.log_e_greedy, "padding": likelihood.log_e_padding}
+    # Reported logprobs are the model's own: compared with the unmasked pass.
+    worst = worst_disagreement(
+        unmasked, tokens, choices, spec.logprob_tolerance, spec.logprob_logit_tolerance
+    )
     quality = agreement_quality(mean_diff, spec.logprob_full_credit, spec.logprob_half_credit)
-    if quality <= 0.0:
+    excess = job_excess(
+        unmasked, tokens, choices, spec.logprob_tolerance, spec.logprob_logit_tolerance
+    )
+    evidence["logprob_excess"] = {
+        "mean": excess.mean,
+        "signed": excess.signed,
+        "positions": excess.positions,
+    }
+    fabricated = excess_failure(excess, spec.logprob_mean_excess, spec.logprob_signed_excess)
+    if worst is not None:
+        evidence["logprob_worst"] = worst.evidence()
+        outcome = failed("logprobs_disagree", worst.reason(), evidence)
+    elif fabricated is not None:
+        outcome = failed("logprobs_disagree", fabricated, evidence)
+    elif quality <= 0.0:
         outcome = failed(
             "logprobs_disagree",
             f"reported logprobs disagree with the reference: mean |Δp| = {mean_diff:.3f}",

@@ -34,6 +34,9 @@ def load_causal_lm(
         from inference.tiny import build_tiny_llama
 
         model, tokenizer = build_tiny_llama()
+        if dtype not in ("auto", "float32"):
+            # The dev model in a miner's precision (bfloat16, float16): same weights, rounded.
+            model = model.to(getattr(torch, dtype))
     else:
         model, tokenizer = _load_pretrained(reference, revision, dtype)
     model = model.to(device).eval()

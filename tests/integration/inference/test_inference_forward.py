@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 import msgspec
 import pytest
 from inference_helpers import collect, ends, tokens, visible_text
-from inference_vllm_server import VllmFormatServer
 from PIL import Image
 
 from inference.base import (
@@ -26,6 +25,7 @@ from inference.forward import ForwardTextEngine
 from inference.forward_media import ForwardEmbeddingEngine, ForwardImageEngine
 from inference.registry import load_engine
 from protocol.catalog import EngineSpec
+from tests.support.vllm_server import VllmFormatServer
 
 
 @pytest.fixture(scope="module")

@@ -71,10 +71,10 @@ class VllmFormatServer:
         app.router.add_post("/v1/embeddings", self.embeddings)
         return app
 
-    async def start(self) -> str:
+    async def start(self, port: int = 0) -> str:
         self._runner = web.AppRunner(self.app())
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
         await site.start()
         host, port = self._runner.addresses[0][:2]
         self.base_url = f"http://{host}:{port}/v1"
