@@ -64,6 +64,7 @@ class Mapped(msgspec.Struct, frozen=True):
 
     chat: ChatCompletionRequest
     instructions: str | None
+    metadata: dict[str, str] | None
     tools: list[FunctionTool]
     tool_choice: ToolChoice
     text: TextConfig
@@ -250,6 +251,7 @@ def to_chat(request: ResponsesRequest) -> Mapped:
     return Mapped(
         chat=chat,
         instructions=request.instructions,
+        metadata=request.metadata,
         tools=tools,
         tool_choice=tool_choice if tool_choice is not None else "auto",
         text=echo_text,

@@ -148,6 +148,7 @@ class ResponsesRenderer:
             incomplete_details=IncompleteDetails(reason="max_output_tokens")
             if incomplete
             else None,
+            metadata=mapped.metadata or {},
             user=chat.user,
         )
 

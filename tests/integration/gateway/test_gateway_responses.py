@@ -14,6 +14,7 @@ from pathlib import Path
 import aiohttp
 import jsonschema
 import openai
+import pydantic
 import pytest
 
 from tests.integration.gateway.conftest import CHAT, Stack, stack
@@ -142,6 +143,25 @@ async def test_text_format_json_schema_is_valid_json(responses_stack: Stack) -> 
     jsonschema.validate(json.loads(response.output_text), PLAN)
     assert response.text is not None and response.text.format is not None
     assert response.text.format.type == "json_schema"
+
+
+async def test_parse_with_a_pydantic_model_and_metadata_echoed(responses_stack: Stack) -> None:
+    class Plan(pydantic.BaseModel):
+        model_config = pydantic.ConfigDict(extra="forbid")
+        title: str = pydantic.Field(max_length=20)
+        steps: int = pydantic.Field(ge=1, le=9)
+
+    response = await responses_stack.client.responses.parse(
+        model=CHAT,
+        input="Plan a trip.",
+        text_format=Plan,
+        max_output_tokens=200,
+        temperature=0.7,
+        metadata={"team": "travel"},
+    )
+    assert response.status == "completed"
+    assert isinstance(response.output_parsed, Plan)
+    assert response.metadata == {"team": "travel"}
 
 
 async def test_the_sdk_stream_helper_assembles_text(responses_stack: Stack) -> None:
