@@ -19,8 +19,10 @@ Order (the first failing rule decides, cheapest first):
 6. temperature 0: every token is the reference argmax up to ``greedy_tolerance`` nats;
    temperature > 0: every token is inside the top_p nucleus (up to ``top_p_tolerance``), and
    the likelihood test (``checker.likelihood``) does not reject at ``likelihood_alpha``;
-7. every reported logprob (the model's own, unmasked) is within the honest numerical tolerance
-   of the unmasked reference's (``checker.logprobs``), and they agree on average: mean
+7. every reported logprob is within the honest numerical tolerance of the reference's
+   (``checker.logprobs``) — the raw, unmasked reference, or under a constraint the constrained
+   distribution's (vLLM reports those with structured outputs; the transformers engine the raw
+   ones), whichever convention the answer fits — and they agree on average: mean
    |p_ref − p_miner| ≤ 0.125 → 1.0, linearly to 0.5 at 0.25, 0 beyond (the task's
    ``logprob_*_credit``) — the quality.
 """
@@ -274,9 +276,8 @@ def _judge(
 
     unmasked = [torch.from_numpy(score) for score in scores]
     tokens = [torch.tensor(choice.token_ids, dtype=torch.long) for choice in choices]
-    # The miner reports the model's own logprobs: they are compared with the unmasked pass.
-    mean_diff = agreement(unmasked, tokens, choices)
-    evidence["logprob_mean_abs_diff"] = mean_diff
+    # (for the evidence of an earlier failure; step 7 below decides on the logprobs)
+    evidence["logprob_mean_abs_diff"] = agreement(unmasked, tokens, choices)
     raws = unmasked if replays is None else constrained(unmasked, replays)
     if request.temperature <= 0.0:
         problem = greedy_failure(raws, tokens, choices, spec.greedy_tolerance)
@@ -322,13 +323,39 @@ def _judge(
                 evidence,
             )
         sequential = {"greedy": likelihood.log_e_greedy, "padding": likelihood.log_e_padding}
-    # Reported logprobs are the model's own: compared with the unmasked pass.
+    # Reported logprobs are the model's own: the raw (unmasked) ones, or under a constraint the
+    # constrained distribution's (what vLLM reports with structured outputs). The convention
+    # the answer fits is the one judged; a fabrication fits neither.
+    conventions = [unmasked] if replays is None else [unmasked, renormalised(raws)]
+    outcome = reported_logprobs(conventions[0], tokens, choices, spec, evidence)
+    for reference in conventions[1:]:
+        if outcome.quality > 0.0:
+            break
+        other = reported_logprobs(reference, tokens, choices, spec, dict(evidence))
+        if other.quality > 0.0:
+            other.evidence["logprobs_convention"] = "constrained"
+            outcome = other
+    outcome.sequential = sequential
+    return outcome
+
+
+def reported_logprobs(
+    reference: list[torch.Tensor],
+    tokens: list[torch.Tensor],
+    choices: list[TextChoice],
+    spec: CheckSpec,
+    evidence: dict[str, Any],
+) -> CheckOutcome:
+    """Step 7 against one reference: every reported logprob within the honest tolerance, no
+    job-level excess, and the mean |Δp| quality."""
+    mean_diff = agreement(reference, tokens, choices)
+    evidence["logprob_mean_abs_diff"] = mean_diff
     worst = worst_disagreement(
-        unmasked, tokens, choices, spec.logprob_tolerance, spec.logprob_logit_tolerance
+        reference, tokens, choices, spec.logprob_tolerance, spec.logprob_logit_tolerance
     )
     quality = agreement_quality(mean_diff, spec.logprob_full_credit, spec.logprob_half_credit)
     excess = job_excess(
-        unmasked, tokens, choices, spec.logprob_tolerance, spec.logprob_logit_tolerance
+        reference, tokens, choices, spec.logprob_tolerance, spec.logprob_logit_tolerance
     )
     evidence["logprob_excess"] = {
         "mean": excess.mean,
@@ -338,19 +365,24 @@ def _judge(
     fabricated = excess_failure(excess, spec.logprob_mean_excess, spec.logprob_signed_excess)
     if worst is not None:
         evidence["logprob_worst"] = worst.evidence()
-        outcome = failed("logprobs_disagree", worst.reason(), evidence)
-    elif fabricated is not None:
-        outcome = failed("logprobs_disagree", fabricated, evidence)
-    elif quality <= 0.0:
-        outcome = failed(
+        return failed("logprobs_disagree", worst.reason(), evidence)
+    if fabricated is not None:
+        return failed("logprobs_disagree", fabricated, evidence)
+    if quality <= 0.0:
+        return failed(
             "logprobs_disagree",
             f"reported logprobs disagree with the reference: mean |Δp| = {mean_diff:.3f}",
             evidence,
         )
-    else:
-        outcome = passed(quality, evidence)
-    outcome.sequential = sequential
-    return outcome
+    return passed(quality, evidence)
+
+
+def renormalised(masked: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Log-probabilities of the constrained distribution: each position's masked raw logprobs
+    renormalised over the tokens the grammar allows."""
+    import torch
+
+    return [row - torch.logsumexp(row, dim=-1, keepdim=True) for row in masked]
 
 
 def constrained(raws: list[torch.Tensor], replays: list[Replay]) -> list[torch.Tensor]:

@@ -55,7 +55,7 @@ from protocol.miner import MinerChatRequest, MinerCompletionRequest, MinerImageE
 from protocol.openai.chat import FunctionTool, NamedToolChoice
 from protocol.openai.images import ImageGenerationRequest
 from protocol.openai.shapes import LooseTexts, ShapeError, prompt_of
-from protocol.prompts import PromptError, turns_of
+from protocol.prompts import PromptError, tool_definition, turns_of
 
 COMPLETIONS_DEFAULT_MAX_TOKENS = 16
 MAX_IMAGE_SEED = 2**32 - 1
@@ -120,7 +120,7 @@ def chat_text_request(
     param = "max_completion_tokens" if body.max_completion_tokens is not None else "max_tokens"
     request = msgspec.structs.replace(
         _request(body, spec, body.top_logprobs or 0, messages=turns),
-        tools=tuple(msgspec.to_builtins(tool) for tool in body.tools or ()),
+        tools=tuple(tool_definition(tool) for tool in body.tools or ()),
         constraint=constraint_of(body, spec),
     )
     return _with_max_tokens(request, requested, None, spec, count_prompt, param)

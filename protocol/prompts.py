@@ -107,6 +107,24 @@ def turns_of(messages: Sequence[ChatMessage]) -> list[Turn]:
     return turns
 
 
+def tool_definition(tool: Any) -> dict[str, Any]:
+    """A function tool as chat templates receive it, in the form vLLM's OpenAI server gives its
+    template (its pydantic models): ``type``, then ``function`` with ``name``, ``description``
+    and ``parameters`` always present (null when absent) and ``strict`` only when set. Every
+    renderer (the gateway's count, the engines, the checker) uses this form, so a prompt a
+    vLLM miner's server renders equals the one the checker scores."""
+    plain = msgspec.to_builtins(tool)
+    function = plain.get("function") or {}
+    definition: dict[str, Any] = {
+        "name": function.get("name"),
+        "description": function.get("description"),
+        "parameters": function.get("parameters"),
+    }
+    if function.get("strict") is not None:
+        definition["strict"] = function["strict"]
+    return {"type": plain.get("type", "function"), "function": definition}
+
+
 def tool_json(tool: Any) -> str:
     """A tool definition as the template writes it (Hugging Face's ``tojson``)."""
     return json.dumps(tool, ensure_ascii=False)

