@@ -19,14 +19,20 @@ model's peaked distributions); honest rounding does not use the tolerance system
 the job's informative positions (``MIN_SPREAD``, at least ``MIN_POSITIONS``), the mean of
 |Δ log p| / tolerance must stay at or below ``logprob_mean_excess`` and the mean of the signed
 (reported − reference) / tolerance at or below ``logprob_signed_excess`` (flattering reports).
+
+``reported_logprobs`` applies both against one reference (the text check tries the raw one and,
+under a constraint, the constrained distribution's) and grades what passes by the mean |Δp|
+(``agreement``, ``agreement_quality``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from checker.outcome import CheckOutcome, failed, passed
 from core.checks import TextChoice
+from protocol.catalog import CheckSpec
 
 if TYPE_CHECKING:
     import torch
@@ -167,3 +173,68 @@ def excess_failure(excess: Excess, mean_bound: float, signed_bound: float) -> st
             f"informative positions (bound {signed_bound:.2f})"
         )
     return None
+
+
+def reported_logprobs(
+    reference: list[torch.Tensor],
+    tokens: list[torch.Tensor],
+    choices: list[TextChoice],
+    spec: CheckSpec,
+    evidence: dict[str, Any],
+) -> CheckOutcome:
+    """Step 7 against one reference: every reported logprob within the honest tolerance, no
+    job-level excess, and the mean |Δp| quality."""
+    mean_diff = agreement(reference, tokens, choices)
+    evidence["logprob_mean_abs_diff"] = mean_diff
+    worst = worst_disagreement(
+        reference, tokens, choices, spec.logprob_tolerance, spec.logprob_logit_tolerance
+    )
+    quality = agreement_quality(mean_diff, spec.logprob_full_credit, spec.logprob_half_credit)
+    excess = job_excess(
+        reference, tokens, choices, spec.logprob_tolerance, spec.logprob_logit_tolerance
+    )
+    evidence["logprob_excess"] = {
+        "mean": excess.mean,
+        "signed": excess.signed,
+        "positions": excess.positions,
+    }
+    fabricated = excess_failure(excess, spec.logprob_mean_excess, spec.logprob_signed_excess)
+    if worst is not None:
+        evidence["logprob_worst"] = worst.evidence()
+        return failed("logprobs_disagree", worst.reason(), evidence)
+    if fabricated is not None:
+        return failed("logprobs_disagree", fabricated, evidence)
+    if quality <= 0.0:
+        return failed(
+            "logprobs_disagree",
+            f"reported logprobs disagree with the reference: mean |Δp| = {mean_diff:.3f}",
+            evidence,
+        )
+    return passed(quality, evidence)
+
+
+def agreement(
+    raws: list[torch.Tensor], tokens: list[torch.Tensor], choices: list[TextChoice]
+) -> float:
+    """Mean over every token of |p_ref(token) − p_miner(token)| (raw probabilities)."""
+    import torch
+
+    total = 0.0
+    count = 0
+    for raw, ids, choice in zip(raws, tokens, choices, strict=True):
+        if not len(choice.logprobs):
+            continue
+        reference = raw.double().gather(1, ids.unsqueeze(1)).squeeze(1).exp()
+        reported = torch.tensor(choice.logprobs, dtype=torch.float64).exp()
+        total += float((reference - reported).abs().sum())
+        count += len(choice.logprobs)
+    return total / count if count else 0.0
+
+
+def agreement_quality(mean_diff: float, full: float, half: float) -> float:
+    """Upstream's mapping: ≤ full → 1.0, linearly to 0.5 at half, 0 beyond."""
+    if mean_diff <= full:
+        return 1.0
+    if mean_diff <= half and half > full:
+        return 1.0 - 0.5 * (mean_diff - full) / (half - full)
+    return 0.0

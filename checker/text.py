@@ -34,8 +34,8 @@ import math
 from typing import TYPE_CHECKING, Any, Protocol
 
 from checker.likelihood import Likelihood, PositionStats, combine, position_stats
-from checker.logprobs import excess_failure, job_excess, worst_disagreement
-from checker.outcome import CheckOutcome, failed, passed
+from checker.logprobs import agreement, reported_logprobs
+from checker.outcome import CheckOutcome, failed
 from core.checks import TextChoice, TextResponse
 from inference.base import EngineInputError, TextRequest
 from inference.grammars import Grammars, Replay
@@ -339,44 +339,6 @@ def _judge(
     return outcome
 
 
-def reported_logprobs(
-    reference: list[torch.Tensor],
-    tokens: list[torch.Tensor],
-    choices: list[TextChoice],
-    spec: CheckSpec,
-    evidence: dict[str, Any],
-) -> CheckOutcome:
-    """Step 7 against one reference: every reported logprob within the honest tolerance, no
-    job-level excess, and the mean |Δp| quality."""
-    mean_diff = agreement(reference, tokens, choices)
-    evidence["logprob_mean_abs_diff"] = mean_diff
-    worst = worst_disagreement(
-        reference, tokens, choices, spec.logprob_tolerance, spec.logprob_logit_tolerance
-    )
-    quality = agreement_quality(mean_diff, spec.logprob_full_credit, spec.logprob_half_credit)
-    excess = job_excess(
-        reference, tokens, choices, spec.logprob_tolerance, spec.logprob_logit_tolerance
-    )
-    evidence["logprob_excess"] = {
-        "mean": excess.mean,
-        "signed": excess.signed,
-        "positions": excess.positions,
-    }
-    fabricated = excess_failure(excess, spec.logprob_mean_excess, spec.logprob_signed_excess)
-    if worst is not None:
-        evidence["logprob_worst"] = worst.evidence()
-        return failed("logprobs_disagree", worst.reason(), evidence)
-    if fabricated is not None:
-        return failed("logprobs_disagree", fabricated, evidence)
-    if quality <= 0.0:
-        return failed(
-            "logprobs_disagree",
-            f"reported logprobs disagree with the reference: mean |Δp| = {mean_diff:.3f}",
-            evidence,
-        )
-    return passed(quality, evidence)
-
-
 def renormalised(masked: list[torch.Tensor]) -> list[torch.Tensor]:
     """Log-probabilities of the constrained distribution: each position's masked raw logprobs
     renormalised over the tokens the grammar allows."""
@@ -395,33 +357,6 @@ def constrained(raws: list[torch.Tensor], replays: list[Replay]) -> list[torch.T
             replay.apply(copy)
         masked.append(copy)
     return masked
-
-
-def agreement(
-    raws: list[torch.Tensor], tokens: list[torch.Tensor], choices: list[TextChoice]
-) -> float:
-    """Mean over every token of |p_ref(token) − p_miner(token)| (raw probabilities)."""
-    import torch
-
-    total = 0.0
-    count = 0
-    for raw, ids, choice in zip(raws, tokens, choices, strict=True):
-        if not len(choice.logprobs):
-            continue
-        reference = raw.double().gather(1, ids.unsqueeze(1)).squeeze(1).exp()
-        reported = torch.tensor(choice.logprobs, dtype=torch.float64).exp()
-        total += float((reference - reported).abs().sum())
-        count += len(choice.logprobs)
-    return total / count if count else 0.0
-
-
-def agreement_quality(mean_diff: float, full: float, half: float) -> float:
-    """Upstream's mapping: ≤ full → 1.0, linearly to 0.5 at half, 0 beyond."""
-    if mean_diff <= full:
-        return 1.0
-    if mean_diff <= half and half > full:
-        return 1.0 - 0.5 * (mean_diff - full) / (half - full)
-    return 0.0
 
 
 def greedy_failure(

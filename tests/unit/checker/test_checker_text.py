@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from checker.text import agreement_quality, check_text
+from checker.logprobs import agreement_quality
+from checker.text import check_text
 from core.checks import TextChoice, TextResponse
 from inference.base import ChatTurn, TextRequest
 from inference.sampling import sampling_distribution
