@@ -46,7 +46,6 @@ from core.errors import AppError
 from core.miners import (
     Attempt,
     Delivered,
-    DispatchState,
     Outcome,
     Receipt,
     StreamReader,
@@ -55,6 +54,7 @@ from core.miners import (
 from core.miners.reader import C
 from gateway.context import RequestContext
 from gateway.hooks import CompletedRequest, MinerRef, Timings
+from gateway.routed import RoutedState, count_attempts
 from protocol.catalog import Task
 from protocol.records import TextOutput
 from scoring import MinerRoute
@@ -65,15 +65,6 @@ T = TypeVar("T")
 
 Kind = Literal["chat", "completion", "embedding", "image", "image_edit"]
 NOTHING = Usage()
-
-
-class RoutedState(DispatchState):
-    """A request's dispatch state that remembers its candidate routes, so each attempt's
-    outcome lands on the right contender (period, task, miner)."""
-
-    def __init__(self, task: Task, routes: list[MinerRoute], **budget: Any) -> None:
-        super().__init__(task, routes, **budget)
-        self.routes = {route.hotkey: route for route in routes}
 
 
 def failure_code(error: BaseException) -> str:
@@ -341,28 +332,6 @@ class Exchange:
 
     # -- bookkeeping ---------------------------------------------------------------------------
 
-    def _count_attempts(self, volume: float) -> None:
-        state = self.state
-        if state is None:
-            return
-        gw = self.ctx.gateway
-        gw.metrics.attempts_made(self.task.id, state.attempts)
-        buffer = gw.contenders
-        if buffer is None:
-            return
-        for attempt in state.attempts:
-            route = state.routes.get(attempt.hotkey)
-            if route is None or attempt.outcome is None:
-                continue
-            buffer.record(
-                route.period_id,
-                route.task,
-                route.hotkey,
-                attempt.outcome,
-                volume=volume if attempt.outcome is Outcome.OK else 0.0,
-                organic=True,
-            )
-
     def _record(self, delivered: Usage, label: str, *, failed: bool) -> None:
         """Metrics, counters, span and the completion hook, once. A request that failed with
         an exception gets its request line and span from the error renderer, which knows the
@@ -370,7 +339,8 @@ class Exchange:
         ctx, task = self.ctx, self.task
         for reader in self.readers:
             ctx.waited += reader.waited
-        self._count_attempts(self._volume)
+        if self.state is not None:
+            count_attempts(ctx.gateway, task.id, self.state, self._volume)
         if failed or self.attempt is None or (label == "cancelled" and not self.streaming):
             return  # the error renderer counts it, or no response ever started
         gw = ctx.gateway
