@@ -101,6 +101,53 @@ async def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None
     raise TimeoutError(url)
 
 
+def write_configs(
+    work: Path,
+    *,
+    server: str,
+    miner_port: int,
+    gateway_port: int,
+    redis_url: str,
+    prefix: str,
+    engine: str,
+    extra: str = "",
+) -> None:
+    """miner.toml (one dev chat task on ``engine``, ample concurrency) and gateway.toml (static
+    key, the route store in ``redis_url``) in ``work``, wallets under ``work/wallets``."""
+    (work / "miner.toml").write_text(
+        f'catalog = "dev"\ntasks = ["{TASK}"]\nhost = "127.0.0.1"\nport = {miner_port}\n'
+        f'server = "{server}"\nlog_level = "WARNING"\n'
+        f'[wallet]\nname = "miner"\nhotkey = "default"\npath = "{work / "wallets"}"\n'
+        f'[task."{TASK}"]\nconcurrency = 4096\nengine = {engine}\n'
+    )
+    (work / "gateway.toml").write_text(
+        f'data_dir = "{work}"\ncatalog = "dev"\n'
+        f'[redis]\nurl = "{redis_url}"\nkey_prefix = "{prefix}"\n'
+        f'[wallet]\nname = "validator"\nhotkey = "default"\npath = "{work / "wallets"}"\n'
+        f'[gateway]\nhost = "127.0.0.1"\nport = {gateway_port}\napi_keys = ["{API_KEY}"]\n'
+        f'server = "{server}"\n[telemetry]\nlog_level = "WARNING"\n' + extra
+    )
+
+
+async def publish_route(redis: object, prefix: str, hotkey: str, miner_url: str) -> None:
+    """The one miner's route for the benchmark's task, as scoring would publish it."""
+    await RouteStore(redis, prefix=prefix).publish(
+        TASK,
+        [
+            MinerRoute(
+                task=TASK,
+                hotkey=hotkey,
+                uid=1,
+                url=miner_url,
+                concurrency=4096,
+                volume=1e9,
+                period_start=time.time(),
+            )
+        ],
+        ttl_s=3600,
+    )
+
+
 class Target:
     """One way to send the chat request: direct to the miner, or through the gateway."""
 
@@ -440,20 +487,15 @@ async def bench(args: argparse.Namespace, billing: BillingSetup | None) -> None:
         redis_server = EmbeddedRedis(work / "redis")
         redis_url, prefix, api_key = redis_server.start(), "sn19:", API_KEY
     miner_port, gateway_port = free_port(), free_port()
-    (work / "miner.toml").write_text(
-        f'catalog = "dev"\ntasks = ["{TASK}"]\nhost = "127.0.0.1"\nport = {miner_port}\n'
-        f'server = "{args.server}"\nlog_level = "WARNING"\n'
-        f'[wallet]\nname = "miner"\nhotkey = "default"\npath = "{work / "wallets"}"\n'
-        f'[task."{TASK}"]\nconcurrency = 4096\n'
-        'engine = { type = "instant", model = "builtin:instant" }\n'
-    )
-    (work / "gateway.toml").write_text(
-        f'data_dir = "{work}"\ncatalog = "dev"\n'
-        f'[redis]\nurl = "{redis_url}"\nkey_prefix = "{prefix}"\n'
-        f'[wallet]\nname = "validator"\nhotkey = "default"\npath = "{work / "wallets"}"\n'
-        f'[gateway]\nhost = "127.0.0.1"\nport = {gateway_port}\napi_keys = ["{API_KEY}"]\n'
-        f'server = "{args.server}"\n'
-        '[telemetry]\nlog_level = "WARNING"\n' + (billing.toml() if billing is not None else "")
+    write_configs(
+        work,
+        server=args.server,
+        miner_port=miner_port,
+        gateway_port=gateway_port,
+        redis_url=redis_url,
+        prefix=prefix,
+        engine='{ type = "instant", model = "builtin:instant" }',
+        extra=billing.toml() if billing is not None else "",
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("SN19")}
     redis = create_redis(redis_url)
@@ -463,21 +505,7 @@ async def bench(args: argparse.Namespace, billing: BillingSetup | None) -> None:
     if args.profile_gateway:
         gateway_cmd = [sys.executable, "-m", "cProfile", "-o", args.profile_gateway, "-m", "sn19"]
     try:
-        await RouteStore(redis, prefix=prefix).publish(
-            TASK,
-            [
-                MinerRoute(
-                    task=TASK,
-                    hotkey=miner_wallet.hotkey.ss58_address,
-                    uid=1,
-                    url=miner_url,
-                    concurrency=4096,
-                    volume=1e9,
-                    period_start=time.time(),
-                )
-            ],
-            ttl_s=3600,
-        )
+        await publish_route(redis, prefix, miner_wallet.hotkey.ss58_address, miner_url)
         with (
             process(
                 [*sn19, "miner", "--config", str(work / "miner.toml")], work / "miner.log", env

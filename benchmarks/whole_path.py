@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import socket
 import sys
 import tempfile
@@ -35,7 +36,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gateway_overhead import (
     API_KEY,
     MESSAGES,
-    TASK,
     Target,
     cpu_seconds,
     free_port,
@@ -43,12 +43,13 @@ from gateway_overhead import (
     make_wallet,
     pct,
     process,
+    publish_route,
     run_round,
     wait_ready,
+    write_configs,
 )
 
 from core.redis import EmbeddedRedis, create_redis
-from scoring.routes import MinerRoute, RouteStore
 
 
 def upstream_path(session: aiohttp.ClientSession, url: str) -> Target:
@@ -168,42 +169,23 @@ async def bench(args: argparse.Namespace) -> None:
     redis_url, prefix = redis_server.start(), "sn19:"
     upstream_port, miner_port, gateway_port = free_port(), free_port(), free_port()
     upstream_url = f"http://127.0.0.1:{upstream_port}"
-    (work / "miner.toml").write_text(
-        f'catalog = "dev"\ntasks = ["{TASK}"]\nhost = "127.0.0.1"\nport = {miner_port}\n'
-        f'server = "{args.server}"\nlog_level = "WARNING"\n'
-        f'[wallet]\nname = "miner"\nhotkey = "default"\npath = "{work / "wallets"}"\n'
-        f'[task."{TASK}"]\nconcurrency = 4096\n'
-        'engine = { type = "forward", model = "m", '
-        f'options = {{ base_url = "{upstream_url}/v1" }} }}\n'
+    write_configs(
+        work,
+        server=args.server,
+        miner_port=miner_port,
+        gateway_port=gateway_port,
+        redis_url=redis_url,
+        prefix=prefix,
+        engine='{ type = "forward", model = "m", '
+        f'options = {{ base_url = "{upstream_url}/v1" }} }}',
     )
-    (work / "gateway.toml").write_text(
-        f'data_dir = "{work}"\ncatalog = "dev"\n'
-        f'[redis]\nurl = "{redis_url}"\nkey_prefix = "{prefix}"\n'
-        f'[wallet]\nname = "validator"\nhotkey = "default"\npath = "{work / "wallets"}"\n'
-        f'[gateway]\nhost = "127.0.0.1"\nport = {gateway_port}\napi_keys = ["{API_KEY}"]\n'
-        f'server = "{args.server}"\n[telemetry]\nlog_level = "WARNING"\n'
-    )
-    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("SN19")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SN19")}
     redis = create_redis(redis_url)
     miner_url, gateway_url = f"http://127.0.0.1:{miner_port}", f"http://127.0.0.1:{gateway_port}"
     sn19 = [sys.executable, "-m", "sn19"]
     canned = [sys.executable, str(Path(__file__).parent / "canned_upstream.py"), str(upstream_port)]
     try:
-        await RouteStore(redis, prefix=prefix).publish(
-            TASK,
-            [
-                MinerRoute(
-                    task=TASK,
-                    hotkey=miner_wallet.hotkey.ss58_address,
-                    uid=1,
-                    url=miner_url,
-                    concurrency=4096,
-                    volume=1e9,
-                    period_start=time.time(),
-                )
-            ],
-            ttl_s=3600,
-        )
+        await publish_route(redis, prefix, miner_wallet.hotkey.ss58_address, miner_url)
         with (
             process(canned, work / "upstream.log", env) as upstream,
             process(
